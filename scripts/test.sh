@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing, builds, runs every test
+# with the real 0.5B model, lints, and the editor integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+scripts/setup.sh
+export INKLING_TEST_MODEL="${INKLING_TEST_MODEL:-${XDG_CACHE_HOME:-$HOME/.cache}/inkling/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf}"
+
+cargo fmt --all -- --check
+cargo build --release --locked
+cargo clippy --release --locked --all-targets -- -D warnings
+# Tests that load a model must not run in parallel: two llama.cpp thread pools on two cores collapse.
+cargo test --release --locked -- --test-threads=1
+if [ -x tests/editors/run.sh ]; then
+  tests/editors/run.sh
+fi

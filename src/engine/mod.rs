@@ -1,0 +1,295 @@
+//! The inference engine: one owner thread for llama.cpp, a cloneable handle for everyone else.
+//!
+//! llama.cpp's context is not `Send`, so the model and its context live on a single thread
+//! ([`worker`]). Callers send [`Job`]s that carry a reply channel and a [`CancelToken`]; the worker
+//! checks the token between prompt chunks and between decode steps and answers
+//! [`EngineError::Cancelled`] promptly. Start-up failure (missing file, not a GGUF, no FIM tokens)
+//! comes back on a ready channel from [`Engine::spawn`], never as a panic.
+//!
+//! Architecture Invariant: the engine knows prompts ([`crate::prompt::Prompt`]) and stop rules, but
+//! nothing about documents, editors or LSP.
+
+pub mod fim;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::oneshot;
+
+use crate::prompt::Prompt;
+use crate::stop::StopRules;
+
+pub use fim::{FimFamily, FimTokens};
+
+/// Called with load progress in 0.0..=1.0, from the engine thread.
+pub type ProgressFn = Arc<dyn Fn(f32) + Send + Sync>;
+
+/// How to load the model.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub model: PathBuf,
+    pub threads: usize,
+    pub ctx_size: u32,
+    /// Layers offloaded to the GPU (needs the `cuda` feature).
+    pub gpu_layers: u32,
+    pub progress: Option<ProgressFn>,
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("model", &self.model)
+            .field("threads", &self.threads)
+            .field("ctx_size", &self.ctx_size)
+            .field("gpu_layers", &self.gpu_layers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineConfig {
+    pub fn new(model: PathBuf) -> Self {
+        EngineConfig {
+            model,
+            threads: default_threads(),
+            ctx_size: 4096,
+            gpu_layers: if cfg!(feature = "cuda") { 999 } else { 0 },
+            progress: None,
+        }
+    }
+}
+
+/// One thread per core: llama.cpp's thread pool spins at barriers, so oversubscribing hurts.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// A shared flag that asks a job to stop; the engine polls it, async callers can await it.
+#[derive(Debug, Clone)]
+pub struct CancelToken {
+    flag: Arc<AtomicBool>,
+    wake: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        CancelToken {
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(tokio::sync::watch::Sender::new(false)),
+        }
+    }
+}
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.wake.send_replace(true);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+    /// Resolves once [`CancelToken::cancel`] was called.
+    pub async fn cancelled(&self) {
+        let mut rx = self.wake.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// Cancels its token when dropped: a request future dropped by the server (client cancel,
+/// shutdown) stops the engine work too.
+#[derive(Debug)]
+pub struct CancelOnDrop(pub CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// Something that turns prompts into suggestions: the real [`Engine`], or a fake in protocol tests.
+pub trait Generator: Send + Sync + 'static {
+    fn submit(
+        &self,
+        request: GenerateRequest,
+        cancel: CancelToken,
+    ) -> oneshot::Receiver<Result<Generation, EngineError>>;
+    /// Model name for status messages.
+    fn name(&self) -> String;
+}
+
+impl Generator for Engine {
+    fn submit(
+        &self,
+        request: GenerateRequest,
+        cancel: CancelToken,
+    ) -> oneshot::Receiver<Result<Generation, EngineError>> {
+        Engine::submit(self, request, cancel)
+    }
+    fn name(&self) -> String {
+        self.info.name.clone()
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    pub prompt: Prompt,
+    pub stop: StopRules,
+    /// Zero only evaluates the prompt (warms the KV cache).
+    pub max_tokens: usize,
+    /// Once the suggestion has a newline, stop when decoding has taken this long.
+    pub time_cap_after_newline: Option<Duration>,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    EndOfText,
+    StopRule,
+    MaxTokens,
+    TimeCap,
+    PromptOnly,
+}
+
+/// Where the time went.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Timings {
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
+    pub evaluated_tokens: usize,
+    pub generated_tokens: usize,
+    /// From the job's start on the engine thread to the first sampled token.
+    pub ttft_ms: f64,
+    pub prompt_ms: f64,
+    pub total_ms: f64,
+    /// Milliseconds the job waited in the queue before the engine took it.
+    pub queue_ms: f64,
+    pub tokens_per_second: f64,
+}
+
+/// A finished suggestion.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    /// The suggestion after stop rules and trimming; may be empty.
+    pub text: String,
+    /// Everything the model produced before the stop (for debugging and benchmarks).
+    pub raw: String,
+    pub stop_reason: StopReason,
+    pub timings: Timings,
+}
+
+/// Facts about the loaded model.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub fim: FimTokens,
+    pub n_ctx: u32,
+    pub n_ctx_train: u32,
+    pub n_vocab: i32,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Load(String),
+    #[error("prompt: {0}")]
+    Prompt(String),
+    #[error("decode failed: {0}")]
+    Decode(String),
+    #[error("the engine thread has stopped")]
+    Gone,
+}
+
+pub(crate) struct Job {
+    pub request: GenerateRequest,
+    pub cancel: CancelToken,
+    pub queued_at: std::time::Instant,
+    pub reply: oneshot::Sender<Result<Generation, EngineError>>,
+}
+
+/// A handle to the engine thread; cheap to clone. The thread ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Job>,
+    info: Arc<ModelInfo>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("model", &self.info.name)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Starts the engine thread and waits until the model is loaded (or failed to load).
+    pub fn spawn(config: EngineConfig) -> Result<Engine, EngineError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("inkling-engine".into())
+            .spawn(move || worker::run(config, ready_tx, rx))
+            .map_err(|e| EngineError::Load(format!("cannot start the engine thread: {e}")))?;
+        let info = ready_rx.recv().map_err(|_| EngineError::Gone)??;
+        Ok(Engine {
+            tx,
+            info: Arc::new(info),
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Queues a job; the answer arrives on the returned channel.
+    pub fn submit(
+        &self,
+        request: GenerateRequest,
+        cancel: CancelToken,
+    ) -> oneshot::Receiver<Result<Generation, EngineError>> {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            request,
+            cancel,
+            queued_at: std::time::Instant::now(),
+            reply,
+        };
+        if let Err(mpsc::SendError(job)) = self.tx.send(job) {
+            let _ = job.reply.send(Err(EngineError::Gone));
+        }
+        rx
+    }
+
+    pub async fn generate(
+        &self,
+        request: GenerateRequest,
+        cancel: CancelToken,
+    ) -> Result<Generation, EngineError> {
+        self.submit(request, cancel)
+            .await
+            .unwrap_or(Err(EngineError::Gone))
+    }
+
+    /// For synchronous callers (the CLI, tests). Must not be called inside an async runtime.
+    pub fn generate_blocking(
+        &self,
+        request: GenerateRequest,
+        cancel: CancelToken,
+    ) -> Result<Generation, EngineError> {
+        self.submit(request, cancel)
+            .blocking_recv()
+            .unwrap_or(Err(EngineError::Gone))
+    }
+}

@@ -1,0 +1,830 @@
+//! The language server: document sync, completion requests, model lifecycle.
+//!
+//! Latency rules: the model never runs on the LSP I/O task (it has its own thread), a completion
+//! request only awaits; a newer request (or `$/cancelRequest`, or a keystroke) cancels the engine
+//! job of the older one; typed-through and prefetched suggestions answer without the model.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use ropey::Rope;
+use serde_json::Value;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer};
+
+use super::protocol::{
+    self, CompleteResult, CompletionStats, CompletionStatsParams, Source, Status, StatusParams,
+};
+use crate::complete::{Completer, Shown, SuggestionCache};
+use crate::config::Settings;
+use crate::document::{self, Document, Edit};
+use crate::engine::{CancelOnDrop, CancelToken, EngineError, Generation, Generator};
+use crate::position::Encoding;
+use crate::prompt::{Anchor, FileView};
+
+/// Loads a generator for the given settings (blocking; called off the I/O task).
+pub type Loader = Arc<
+    dyn Fn(
+            &Settings,
+            Option<crate::engine::ProgressFn>,
+        ) -> std::result::Result<Arc<dyn Generator>, EngineError>
+        + Send
+        + Sync,
+>;
+
+/// The real loader: llama.cpp on its engine thread.
+pub fn llama_loader() -> Loader {
+    Arc::new(|settings, progress| {
+        let mut cfg = settings.engine_config();
+        cfg.progress = progress;
+        crate::engine::Engine::spawn(cfg).map(|e| Arc::new(e) as Arc<dyn Generator>)
+    })
+}
+
+enum EngineState {
+    Loading,
+    Ready(Arc<dyn Generator>),
+    Failed(String),
+}
+
+struct DocState {
+    doc: Document,
+    path: String,
+    anchor: Option<Anchor>,
+    cache: SuggestionCache,
+    /// Set when an edit could not be applied; cleared by the next full-text change.
+    out_of_sync: bool,
+}
+
+/// A suggestion with everything the three request kinds need to answer.
+struct Answer {
+    text: String,
+    /// Start of the replaced range (the cursor, or the start of a selected completion item).
+    start: Position,
+    end: Position,
+    source: Source,
+    latency_ms: f64,
+    timings: Option<crate::engine::Timings>,
+}
+
+pub struct Server {
+    client: Client,
+    loader: Loader,
+    docs: DashMap<Uri, DocState>,
+    settings: RwLock<Settings>,
+    engine: RwLock<EngineState>,
+    encoding: RwLock<Encoding>,
+    root: RwLock<Option<PathBuf>>,
+    /// The engine job of the newest request: the next request cancels it.
+    inflight: Mutex<Option<CancelToken>>,
+    prefetch: Mutex<Option<CancelToken>>,
+    /// Bumped on each (re)load so an old load finishing late does not win.
+    generation: std::sync::atomic::AtomicU64,
+    progress_supported: std::sync::atomic::AtomicBool,
+}
+
+impl Server {
+    pub fn new(client: Client, loader: Loader) -> Self {
+        Server {
+            client,
+            loader,
+            docs: DashMap::new(),
+            settings: RwLock::new(Settings::default()),
+            engine: RwLock::new(EngineState::Loading),
+            encoding: RwLock::new(Encoding::Utf16),
+            root: RwLock::new(None),
+            inflight: Mutex::new(None),
+            prefetch: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            progress_supported: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn enc(&self) -> Encoding {
+        *self.encoding.read().expect("encoding lock")
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.read().expect("settings lock").clone()
+    }
+
+    async fn status(&self, state: &str, message: Option<String>) {
+        self.client
+            .send_notification::<Status>(StatusParams {
+                state: state.to_string(),
+                message,
+            })
+            .await;
+    }
+
+    /// Loads (or reloads) the model in the background, reporting `$/progress`.
+    fn start_loading(self: &Arc<Self>) {
+        let me = Arc::clone(self);
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        *self.engine.write().expect("engine lock") = EngineState::Loading;
+        tokio::spawn(async move {
+            let settings = me.settings();
+            let model = settings.model_path();
+            me.status("loading", Some(model.display().to_string()))
+                .await;
+            let token = NumberOrString::String("inkling/load".into());
+            let progress = if me
+                .progress_supported
+                .load(std::sync::atomic::Ordering::Relaxed)
+                && me
+                    .client
+                    .create_work_done_progress(token.clone())
+                    .await
+                    .is_ok()
+            {
+                Some(
+                    me.client
+                        .progress(token, "inkling: loading model")
+                        .with_message(model.display().to_string())
+                        .with_percentage(0)
+                        .begin()
+                        .await,
+                )
+            } else {
+                None
+            };
+            let (ptx, mut prx) = tokio::sync::mpsc::unbounded_channel::<u32>();
+            let cb: crate::engine::ProgressFn = Arc::new(move |p: f32| {
+                let _ = ptx.send((p * 100.0) as u32);
+            });
+            let loader = Arc::clone(&me.loader);
+            let s2 = settings.clone();
+            let mut task = tokio::task::spawn_blocking(move || loader(&s2, Some(cb)));
+            let mut last = 0;
+            let result = loop {
+                tokio::select! {
+                    r = &mut task => break r,
+                    Some(p) = prx.recv() => {
+                        // Report in steps of 10% to keep the channel quiet.
+                        if p >= last + 10 {
+                            last = p;
+                            if let Some(pr) = &progress { pr.report(p.min(100)).await; }
+                        }
+                    }
+                }
+            };
+            let result = result
+                .unwrap_or_else(|e| Err(EngineError::Load(format!("model loader panicked: {e}"))));
+            if me.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                return; // A newer load replaced this one.
+            }
+            match result {
+                Ok(engine) => {
+                    let name = engine.name();
+                    *me.engine.write().expect("engine lock") = EngineState::Ready(engine);
+                    if let Some(pr) = progress {
+                        pr.finish_with_message(format!("{name} ready")).await;
+                    }
+                    me.client
+                        .log_message(MessageType::INFO, format!("inkling: model {name} ready"))
+                        .await;
+                    me.status("ready", Some(name)).await;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    tracing::error!("{msg}");
+                    *me.engine.write().expect("engine lock") = EngineState::Failed(msg.clone());
+                    if let Some(pr) = progress {
+                        pr.finish_with_message("failed").await;
+                    }
+                    me.client
+                        .show_message(MessageType::ERROR, format!("inkling: {msg}"))
+                        .await;
+                    me.status("error", Some(msg)).await;
+                }
+            }
+        });
+    }
+
+    fn generator(&self) -> Option<Arc<dyn Generator>> {
+        match &*self.engine.read().expect("engine lock") {
+            EngineState::Ready(g) => Some(Arc::clone(g)),
+            EngineState::Loading => {
+                tracing::debug!("no completion: the model is still loading");
+                None
+            }
+            EngineState::Failed(e) => {
+                tracing::debug!("no completion: the model failed to load: {e}");
+                None
+            }
+        }
+    }
+
+    fn relative_path(&self, uri: &Uri) -> String {
+        let path = uri
+            .to_file_path()
+            .map(|p| p.into_owned())
+            .unwrap_or_else(|| PathBuf::from(uri.path().as_str()));
+        let root = self.root.read().expect("root lock").clone();
+        match root.as_deref().and_then(|r| path.strip_prefix(r).ok()) {
+            Some(rel) => rel.to_string_lossy().into_owned(),
+            None => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| uri.as_str().to_string()),
+        }
+    }
+
+    fn repo_name(&self) -> String {
+        self.root
+            .read()
+            .expect("root lock")
+            .as_deref()
+            .and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "workspace".into())
+    }
+
+    /// Replaces the in-flight job with a new one (latest wins) and stops prefetch work.
+    fn supersede(&self) -> CancelToken {
+        let token = CancelToken::new();
+        if let Some(old) = self
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .replace(token.clone())
+        {
+            old.cancel();
+        }
+        if let Some(p) = self.prefetch.lock().expect("prefetch lock").take() {
+            p.cancel();
+        }
+        token
+    }
+
+    /// The shared path of all three completion requests.
+    async fn suggest(
+        self: &Arc<Self>,
+        uri: &Uri,
+        pos: Position,
+        invoked: bool,
+        selected: Option<&SelectedCompletionInfo>,
+    ) -> Result<Option<Answer>> {
+        let t0 = Instant::now();
+        let enc = self.enc();
+        let settings = self.settings();
+        // Snapshot the document: ropes clone in O(1), and the lock is not held across awaits.
+        let (mut rope, path, anchor, language, cursor, clamped) = {
+            let Some(state) = self.docs.get(uri) else {
+                return Err(Error::invalid_params(format!(
+                    "unknown document {}",
+                    uri.as_str()
+                )));
+            };
+            if state.out_of_sync {
+                tracing::warn!(
+                    uri = uri.as_str(),
+                    "document out of sync; waiting for a full-text change"
+                );
+                return Ok(None);
+            }
+            let c = protocol::to_char(&state.doc.rope, pos, enc);
+            (
+                state.doc.rope.clone(),
+                state.path.clone(),
+                state.anchor,
+                state.doc.language.clone(),
+                c.char_idx,
+                c.clamped,
+            )
+        };
+        if clamped {
+            tracing::debug!(
+                line = pos.line,
+                character = pos.character,
+                "position clamped"
+            );
+        }
+        if !settings.enable || settings.disabled_languages.contains(&language) {
+            return Ok(None);
+        }
+        if let Err(e) = document::completable(&rope) {
+            tracing::info!(uri = uri.as_str(), "no completion: document {e}");
+            return Ok(None);
+        }
+        let start_pos = protocol::to_position(&rope, cursor, enc);
+        // A selected completion item in the editor's menu: complete as if it were inserted.
+        let (mut cursor, mut start) = (cursor, start_pos);
+        let mut lead = String::new();
+        if let Some(sel) = selected {
+            if let Some((s, e)) = protocol::to_char_range(&rope, sel.range, enc) {
+                if e == cursor {
+                    rope.remove(s..e);
+                    rope.insert(s, &sel.text);
+                    cursor = s + sel.text.chars().count();
+                    start = sel.range.start;
+                    lead = sel.text.clone();
+                }
+            }
+        }
+        let end = start_pos;
+
+        // Typed-through or prefetched: no model needed.
+        if lead.is_empty() {
+            let hit = self
+                .docs
+                .get(uri)
+                .and_then(|s| s.cache.lookup(&rope, cursor));
+            if let Some((text, prefetched)) = hit {
+                self.supersede();
+                return Ok(Some(Answer {
+                    text,
+                    start,
+                    end,
+                    source: if prefetched {
+                        Source::Prefetch
+                    } else {
+                        Source::TypedThrough
+                    },
+                    latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    timings: None,
+                }));
+            }
+        }
+
+        let token = self.supersede();
+        let _guard = CancelOnDrop(token.clone());
+        if !invoked && settings.debounce_ms > 0 {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(settings.debounce_ms)) => {}
+                () = token.cancelled() => return Ok(None),
+            }
+        }
+        let Some(engine) = self.generator() else {
+            return Ok(None);
+        };
+        let completer = Completer::new(engine, settings);
+        let repo = self.repo_name();
+        let view = FileView {
+            rope: &rope,
+            cursor,
+            path: &path,
+            repo: &repo,
+        };
+        let (plan, req) = completer.request(&view, anchor.as_ref(), &[]);
+        let rx = completer.engine.submit(req, token.clone());
+        let result = tokio::select! {
+            r = rx => r.unwrap_or(Err(EngineError::Gone)),
+            () = token.cancelled() => Err(EngineError::Cancelled),
+        };
+        let generation: Generation = match result {
+            Ok(g) => g,
+            Err(EngineError::Cancelled) => return Ok(None),
+            Err(e) => {
+                tracing::warn!("completion failed: {e}");
+                return Ok(None);
+            }
+        };
+        if lead.is_empty() {
+            if let Some(mut state) = self.docs.get_mut(uri) {
+                state.anchor = Some(plan.anchor);
+                if !generation.text.is_empty() {
+                    state
+                        .cache
+                        .insert(Shown::new(&rope, cursor, generation.text.clone(), false));
+                }
+            }
+            if !generation.text.is_empty() {
+                self.spawn_prefetch(
+                    uri.clone(),
+                    &rope,
+                    cursor,
+                    &generation.text,
+                    plan.anchor,
+                    &completer,
+                    &path,
+                    &repo,
+                );
+            }
+        }
+        let text = format!("{lead}{}", generation.text);
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Answer {
+            text,
+            start,
+            end,
+            source: Source::Model,
+            latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+            timings: Some(generation.timings),
+        }))
+    }
+
+    /// Computes, in idle engine time, the suggestion that follows accepting `suggestion`; this
+    /// also leaves the KV cache warm for that state. Any new request cancels it.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_prefetch(
+        self: &Arc<Self>,
+        uri: Uri,
+        rope: &Rope,
+        cursor: usize,
+        suggestion: &str,
+        anchor: Anchor,
+        completer: &Completer,
+        path: &str,
+        repo: &str,
+    ) {
+        let shown = Shown::new(rope, cursor, suggestion.to_string(), false);
+        let (accepted, new_cursor) = shown.accepted(rope);
+        let view = FileView {
+            rope: &accepted,
+            cursor: new_cursor,
+            path,
+            repo,
+        };
+        let (_, req) = completer.request(&view, Some(&anchor), &[]);
+        let token = CancelToken::new();
+        if let Some(old) = self
+            .prefetch
+            .lock()
+            .expect("prefetch lock")
+            .replace(token.clone())
+        {
+            old.cancel();
+        }
+        let rx = completer.engine.submit(req, token);
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Ok(Ok(g)) = rx.await {
+                if !g.text.is_empty() {
+                    if let Some(mut state) = me.docs.get_mut(&uri) {
+                        state
+                            .cache
+                            .insert(Shown::new(&accepted, new_cursor, g.text, true));
+                    }
+                }
+            }
+        });
+    }
+
+    async fn stats(&self, a: &Answer) {
+        let generated = a.timings.as_ref().map_or(0, |t| t.generated_tokens);
+        self.client
+            .send_notification::<CompletionStats>(CompletionStatsParams {
+                latency_ms: a.latency_ms,
+                source: a.source,
+                generated_tokens: generated,
+            })
+            .await;
+    }
+
+    fn apply_settings(self: &Arc<Self>, value: &Value) {
+        // Accept both `{inkling: {...}}` and the bare object.
+        let v = value.get("inkling").unwrap_or(value);
+        if v.is_null() {
+            return;
+        }
+        let new: Settings = match serde_json::from_value(v.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                let me = Arc::clone(self);
+                let msg = format!("inkling: ignoring invalid settings: {e}");
+                tokio::spawn(
+                    async move { me.client.show_message(MessageType::WARNING, msg).await },
+                );
+                return;
+            }
+        };
+        let reload = {
+            let mut cur = self.settings.write().expect("settings lock");
+            let reload = cur.needs_reload(&new);
+            *cur = new;
+            reload
+        };
+        if reload {
+            self.start_loading();
+        }
+    }
+
+    fn inline_item(&self, a: &Answer) -> InlineCompletionItem {
+        InlineCompletionItem {
+            insert_text: a.text.clone(),
+            filter_text: None,
+            range: Some(Range::new(a.start, a.end)),
+            command: None,
+            insert_text_format: None,
+        }
+    }
+}
+
+/// Wraps `Arc<Server>` so the `LanguageServer` impl can hand clones to background tasks.
+#[derive(Clone)]
+pub struct Handle(pub Arc<Server>);
+
+impl Handle {
+    pub async fn inline_completion(
+        &self,
+        params: InlineCompletionParams,
+    ) -> Result<Option<InlineCompletionResponse>> {
+        let uri = params.text_document_position.text_document.uri;
+        let pos = params.text_document_position.position;
+        let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
+        let a = self
+            .0
+            .suggest(
+                &uri,
+                pos,
+                invoked,
+                params.context.selected_completion_info.as_ref(),
+            )
+            .await?;
+        let Some(a) = a else { return Ok(None) };
+        self.0.stats(&a).await;
+        Ok(Some(InlineCompletionResponse::Array(vec![
+            self.0.inline_item(&a),
+        ])))
+    }
+
+    pub async fn inkling_complete(&self, params: InlineCompletionParams) -> Result<CompleteResult> {
+        let uri = params.text_document_position.text_document.uri;
+        let pos = params.text_document_position.position;
+        let t0 = Instant::now();
+        let a = self
+            .0
+            .suggest(
+                &uri,
+                pos,
+                true,
+                params.context.selected_completion_info.as_ref(),
+            )
+            .await?;
+        Ok(match a {
+            Some(a) => CompleteResult {
+                items: vec![self.0.inline_item(&a)],
+                source: a.source,
+                latency_ms: a.latency_ms,
+                timings: a.timings,
+            },
+            None => CompleteResult {
+                items: vec![],
+                source: Source::None,
+                latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+                timings: None,
+            },
+        })
+    }
+}
+
+impl LanguageServer for Handle {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let me = &self.0;
+        let offered = params
+            .capabilities
+            .general
+            .as_ref()
+            .and_then(|g| g.position_encodings.clone())
+            .unwrap_or_default();
+        let (enc, kind) = if offered.contains(&PositionEncodingKind::UTF8) {
+            (Encoding::Utf8, PositionEncodingKind::UTF8)
+        } else {
+            (Encoding::Utf16, PositionEncodingKind::UTF16)
+        };
+        *me.encoding.write().expect("encoding lock") = enc;
+        let progress = params
+            .capabilities
+            .window
+            .as_ref()
+            .and_then(|w| w.work_done_progress)
+            .unwrap_or(false);
+        me.progress_supported
+            .store(progress, std::sync::atomic::Ordering::Relaxed);
+        #[allow(deprecated)]
+        let root = params
+            .workspace_folders
+            .as_ref()
+            .and_then(|f| f.first())
+            .and_then(|f| f.uri.to_file_path().map(|p| p.into_owned()))
+            .or_else(|| {
+                params
+                    .root_uri
+                    .as_ref()
+                    .and_then(|u| u.to_file_path().map(|p| p.into_owned()))
+            });
+        *me.root.write().expect("root lock") = root;
+        if let Some(opts) = &params.initialization_options {
+            match serde_json::from_value::<Settings>(opts.get("inkling").unwrap_or(opts).clone()) {
+                Ok(s) => *me.settings.write().expect("settings lock") = s,
+                Err(e) => tracing::warn!("ignoring invalid initializationOptions: {e}"),
+            }
+        }
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(kind),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::INCREMENTAL),
+                        save: Some(TextDocumentSyncSaveOptions::Supported(true)),
+                        ..Default::default()
+                    },
+                )),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: None,
+                    resolve_provider: Some(false),
+                    ..Default::default()
+                }),
+                inline_completion_provider: Some(OneOf::Left(true)),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "inkling".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            offset_encoding: None,
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        self.0.start_loading();
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        if let Some(t) = self.0.inflight.lock().expect("inflight lock").take() {
+            t.cancel();
+        }
+        if let Some(t) = self.0.prefetch.lock().expect("prefetch lock").take() {
+            t.cancel();
+        }
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let td = params.text_document;
+        let path = self.0.relative_path(&td.uri);
+        let doc = Document::new(&td.text, td.version, &td.language_id);
+        self.0.docs.insert(
+            td.uri,
+            DocState {
+                doc,
+                path,
+                anchor: None,
+                cache: SuggestionCache::default(),
+                out_of_sync: false,
+            },
+        );
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        // No await before the edits are applied: notifications are handled in arrival order.
+        let me = &self.0;
+        let enc = me.enc();
+        let uri = params.text_document.uri;
+        let version = params.text_document.version;
+        let Some(mut state) = me.docs.get_mut(&uri) else {
+            // didChange before didOpen: a full-text change is enough to start tracking it.
+            if let Some(full) = params
+                .content_changes
+                .iter()
+                .rev()
+                .find(|c| c.range.is_none())
+            {
+                let path = me.relative_path(&uri);
+                let doc = Document::new(&full.text, version, "");
+                me.docs.insert(
+                    uri,
+                    DocState {
+                        doc,
+                        path,
+                        anchor: None,
+                        cache: SuggestionCache::default(),
+                        out_of_sync: false,
+                    },
+                );
+            } else {
+                tracing::warn!(
+                    uri = uri.as_str(),
+                    "didChange for a document that is not open; ignored"
+                );
+            }
+            return;
+        };
+        if version <= state.doc.version {
+            tracing::warn!(
+                uri = uri.as_str(),
+                version,
+                current = state.doc.version,
+                "stale didChange refused"
+            );
+            return;
+        }
+        for change in &params.content_changes {
+            match change.range {
+                None => {
+                    state.doc = Document::new(&change.text, version, &state.doc.language);
+                    state.out_of_sync = false;
+                }
+                Some(_) if state.out_of_sync => {}
+                Some(range) => match protocol::to_char_range(&state.doc.rope, range, enc) {
+                    Some((start, end)) => state.doc.apply(&Edit {
+                        start,
+                        end,
+                        text: change.text.clone(),
+                    }),
+                    None => {
+                        tracing::warn!(
+                            uri = uri.as_str(),
+                            ?range,
+                            "edit outside the document; waiting for a full resync"
+                        );
+                        state.out_of_sync = true;
+                    }
+                },
+            }
+        }
+        state.doc.version = version;
+        // Keystrokes pre-empt prefetch work at once.
+        if let Some(p) = me.prefetch.lock().expect("prefetch lock").take() {
+            p.cancel();
+        }
+    }
+
+    async fn did_save(&self, _: DidSaveTextDocumentParams) {}
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        self.0.docs.remove(&params.text_document.uri);
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        self.0.apply_settings(&params.settings);
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let uri = params.text_document_position.text_document.uri;
+        let pos = params.text_document_position.position;
+        let invoked = params
+            .context
+            .as_ref()
+            .is_some_and(|c| c.trigger_kind == CompletionTriggerKind::INVOKED);
+        let Some(a) = self.0.suggest(&uri, pos, invoked, None).await? else {
+            return Ok(None);
+        };
+        self.0.stats(&a).await;
+        // Menus filter by the word before the cursor: replace that word so the item is not hidden.
+        let word = self
+            .0
+            .docs
+            .get(&uri)
+            .map(|s| {
+                let c = protocol::to_char(&s.doc.rope, a.start, self.0.enc()).char_idx;
+                let line_start = s.doc.rope.line_to_char(s.doc.rope.char_to_line(c));
+                let before: String = s.doc.rope.slice(line_start..c).to_string();
+                before
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<String>()
+            })
+            .unwrap_or_default();
+        let start = Position::new(
+            a.start.line,
+            a.start.character.saturating_sub(match self.0.enc() {
+                Encoding::Utf16 => word.encode_utf16().count() as u32,
+                Encoding::Utf8 => word.len() as u32,
+            }),
+        );
+        let full = format!("{word}{}", a.text);
+        let label = full
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or(&full)
+            .trim()
+            .to_string();
+        let item = CompletionItem {
+            label,
+            kind: Some(CompletionItemKind::SNIPPET),
+            detail: Some(format!("inkling ({:.0} ms)", a.latency_ms)),
+            documentation: Some(Documentation::MarkupContent(MarkupContent {
+                kind: MarkupKind::Markdown,
+                value: format!("```\n{full}\n```"),
+            })),
+            preselect: Some(true),
+            sort_text: Some("0000".into()),
+            filter_text: Some(full.clone()),
+            insert_text_format: Some(InsertTextFormat::PLAIN_TEXT),
+            text_edit: Some(CompletionTextEdit::Edit(TextEdit {
+                range: Range::new(start, a.end),
+                new_text: full,
+            })),
+            ..Default::default()
+        };
+        Ok(Some(CompletionResponse::List(CompletionList {
+            is_incomplete: true,
+            items: vec![item],
+        })))
+    }
+}

@@ -1,0 +1,155 @@
+//! Conversions between line/column positions and rope offsets.
+//!
+//! This is the one place that knows about UTF-16 code units. Editors speak LSP positions (line plus a
+//! column in UTF-16 units by default, or UTF-8 bytes when negotiated); the rest of inkling works in
+//! `char` offsets into a `ropey::Rope`.
+//!
+//! Architecture Invariant: positions out of range are clamped, never a panic, and the caller learns
+//! that clamping happened through [`Clamped`].
+
+use ropey::Rope;
+
+/// How a column counts characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// UTF-16 code units (the LSP default).
+    #[default]
+    Utf16,
+    /// UTF-8 bytes.
+    Utf8,
+}
+
+/// A char offset and whether the requested position had to be moved to fit the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clamped {
+    pub char_idx: usize,
+    pub clamped: bool,
+}
+
+/// Number of lines as editors count them (a trailing newline starts an empty last line).
+pub fn line_count(rope: &Rope) -> usize {
+    rope.len_lines()
+}
+
+/// The chars of `line` without its line terminator.
+fn line_content_len(rope: &Rope, line: usize) -> usize {
+    let slice = rope.line(line);
+    let mut len = slice.len_chars();
+    // Strip "\n", "\r\n" or a lone "\r".
+    if len > 0 && slice.char(len - 1) == '\n' {
+        len -= 1;
+    }
+    if len > 0 && slice.char(len - 1) == '\r' {
+        len -= 1;
+    }
+    len
+}
+
+/// Converts (line, column) to a char offset, clamping past-the-end lines and columns.
+/// A column that lands inside a UTF-16 surrogate pair (or inside a UTF-8 sequence) is moved
+/// back to the start of that character.
+pub fn to_char(rope: &Rope, line: usize, column: usize, enc: Encoding) -> Clamped {
+    let lines = rope.len_lines();
+    if line >= lines {
+        return Clamped {
+            char_idx: rope.len_chars(),
+            clamped: !(line == lines && column == 0),
+        };
+    }
+    let start = rope.line_to_char(line);
+    let content = line_content_len(rope, line);
+    let slice = rope.line(line);
+    let mut units = 0usize;
+    for (i, ch) in slice.chars().take(content).enumerate() {
+        let w = match enc {
+            Encoding::Utf16 => ch.len_utf16(),
+            Encoding::Utf8 => ch.len_utf8(),
+        };
+        if units == column {
+            return Clamped {
+                char_idx: start + i,
+                clamped: false,
+            };
+        }
+        if units + w > column {
+            // Inside a multi-unit character.
+            return Clamped {
+                char_idx: start + i,
+                clamped: true,
+            };
+        }
+        units += w;
+    }
+    Clamped {
+        char_idx: start + content,
+        clamped: column != units,
+    }
+}
+
+/// Converts a char offset to (line, column) in the given encoding. Offsets past the end clamp.
+pub fn from_char(rope: &Rope, char_idx: usize, enc: Encoding) -> (usize, usize) {
+    let char_idx = char_idx.min(rope.len_chars());
+    let line = rope.char_to_line(char_idx);
+    let start = rope.line_to_char(line);
+    let col = rope
+        .slice(start..char_idx)
+        .chars()
+        .map(|c| match enc {
+            Encoding::Utf16 => c.len_utf16(),
+            Encoding::Utf8 => c.len_utf8(),
+        })
+        .sum();
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_round_trip() {
+        let r = Rope::from_str("ab\ncd\n");
+        assert_eq!(to_char(&r, 1, 1, Encoding::Utf16).char_idx, 4);
+        assert_eq!(from_char(&r, 4, Encoding::Utf16), (1, 1));
+    }
+
+    #[test]
+    fn surrogate_pairs() {
+        // U+1F600 is two UTF-16 units and four UTF-8 bytes.
+        let r = Rope::from_str("a😀b");
+        assert_eq!(to_char(&r, 0, 3, Encoding::Utf16).char_idx, 2);
+        let inside = to_char(&r, 0, 2, Encoding::Utf16);
+        assert_eq!(
+            inside,
+            Clamped {
+                char_idx: 1,
+                clamped: true
+            }
+        );
+        assert_eq!(to_char(&r, 0, 5, Encoding::Utf8).char_idx, 2);
+        assert_eq!(from_char(&r, 2, Encoding::Utf16), (0, 3));
+        assert_eq!(from_char(&r, 2, Encoding::Utf8), (0, 5));
+    }
+
+    #[test]
+    fn clamps_past_end() {
+        let r = Rope::from_str("ab\r\ncd");
+        let c = to_char(&r, 0, 10, Encoding::Utf16);
+        assert_eq!(
+            c,
+            Clamped {
+                char_idx: 2,
+                clamped: true
+            }
+        );
+        let c = to_char(&r, 7, 0, Encoding::Utf16);
+        assert_eq!(
+            c,
+            Clamped {
+                char_idx: 6,
+                clamped: true
+            }
+        );
+        assert_eq!(from_char(&r, 99, Encoding::Utf16), (1, 2));
+    }
+}

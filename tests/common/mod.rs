@@ -1,0 +1,24 @@
+//! Shared helpers for the integration tests: the real 0.5B model, loaded once per test binary.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use inkling::engine::{Engine, EngineConfig};
+
+pub fn test_model() -> PathBuf {
+    let p = std::env::var_os("INKLING_TEST_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(inkling::config::default_draft_model);
+    assert!(
+        p.exists(),
+        "test model {} is missing: run scripts/setup.sh (or set INKLING_TEST_MODEL)",
+        p.display()
+    );
+    p
+}
+
+pub fn engine() -> &'static Engine {
+    static E: OnceLock<Engine> = OnceLock::new();
+    E.get_or_init(|| Engine::spawn(EngineConfig::new(test_model())).expect("test model loads"))
+}
