@@ -1,0 +1,114 @@
+//! End to end: the built `inkling lsp` binary, the real 0.5B model, JSON-RPC over its stdio.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::lsp::Client;
+use serde_json::json;
+
+#[tokio::test]
+async fn real_server_completes_types_through_and_lists_items() {
+    let model = common::test_model();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_inkling"))
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn inkling lsp");
+    let mut c = Client::new(child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let init = c
+        .initialize(
+            json!({"model": model, "debounceMs": 0, "maxTokens": 24}),
+            json!({"window": {"workDoneProgress": true}}),
+        )
+        .await;
+    assert_eq!(
+        init["result"]["capabilities"]["inlineCompletionProvider"],
+        true
+    );
+    // Loading reports progress, then the ready status.
+    let mut ready = false;
+    for _ in 0..5 {
+        let s = c
+            .wait_notification("inkling/status", Duration::from_secs(60))
+            .await
+            .expect("status");
+        if s["state"] == "ready" {
+            ready = true;
+            break;
+        }
+        assert_ne!(s["state"], "error", "{s}");
+    }
+    assert!(ready);
+    assert!(
+        c.inbox.iter().any(|m| m["method"] == "$/progress"),
+        "work-done progress was reported"
+    );
+
+    let uri = "file:///tmp/inkling-e2e/calc.py";
+    let text = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n";
+    c.open(uri, "python", text).await;
+    let r = c.complete(uri, 1, 4).await;
+    let res = &r["result"];
+    assert_eq!(res["source"], "model", "{r}");
+    let suggestion = res["items"][0]["insertText"]
+        .as_str()
+        .expect("a suggestion")
+        .to_string();
+    assert!(suggestion.starts_with("return a + b"), "{suggestion:?}");
+    assert!(
+        res["timings"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{res}"
+    );
+
+    // Type the first two characters of the suggestion: the rest comes from the typed-through cache.
+    let typed = &suggestion[..2];
+    c.change(uri, 2, json!([{"range": {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 4}}, "text": typed}])).await;
+    let r = c.complete(uri, 1, 6).await;
+    assert_eq!(r["result"]["source"], "typed-through", "{r}");
+    assert_eq!(
+        r["result"]["items"][0]["insertText"].as_str().unwrap(),
+        &suggestion[2..]
+    );
+
+    // The standard inline completion request and the completion menu answer too.
+    let r = c.inline(uri, 1, 6).await;
+    assert_eq!(
+        r["result"][0]["insertText"].as_str().unwrap(),
+        &suggestion[2..],
+        "{r}"
+    );
+    let r = c
+        .request("textDocument/completion", json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": 6}, "context": {"triggerKind": 1}}))
+        .await;
+    let item = &r["result"]["items"][0];
+    assert_eq!(
+        item["textEdit"]["newText"].as_str().unwrap(),
+        suggestion,
+        "{r}"
+    );
+    assert!(item["label"].as_str().unwrap().starts_with("return a + b"));
+
+    // A document the model has not seen: a fresh model answer.
+    c.change(uri, 3, json!([{"text": "def mul(a, b):\n    \n"}]))
+        .await;
+    let r = c.complete(uri, 1, 4).await;
+    assert_eq!(r["result"]["source"], "model", "{r}");
+    assert!(
+        r["result"]["items"][0]["insertText"]
+            .as_str()
+            .unwrap()
+            .contains("a * b"),
+        "{r}"
+    );
+    c.shutdown().await;
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success());
+}

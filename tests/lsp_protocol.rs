@@ -1,0 +1,349 @@
+//! In-process protocol tests over `tokio::io::duplex`, with a fake generator that echoes the document
+//! it was shown (so the tests see exactly what the server holds) or waits until cancelled.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::lsp::Client;
+use inkling::engine::{
+    CancelToken, EngineError, GenerateRequest, Generation, Generator, StopReason, Timings,
+};
+use inkling::lsp::{self, Loader};
+use serde_json::{Value, json};
+use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+use tokio::sync::oneshot;
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicUsize,
+    cancels: AtomicUsize,
+}
+
+/// Echo: returns "{prefix}{typed}|{suffix}" of the prompt. Documents containing SLOW wait for a
+/// cancel instead; FIXED documents always get "return value".
+struct Fake(Arc<Counters>);
+
+fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
+    let start = s.find(a).map_or(0, |i| i + a.len());
+    let end = s[start..].find(b).map_or(s.len(), |i| start + i);
+    &s[start..end]
+}
+
+impl Generator for Fake {
+    fn submit(
+        &self,
+        req: GenerateRequest,
+        cancel: CancelToken,
+    ) -> oneshot::Receiver<Result<Generation, EngineError>> {
+        let (tx, rx) = oneshot::channel();
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        let p = req.prompt.render_qwen();
+        let gen_ = |text: String| Generation {
+            raw: text.clone(),
+            text,
+            stop_reason: StopReason::StopRule,
+            timings: Timings::default(),
+        };
+        if p.contains("SLOW") {
+            let counters = Arc::clone(&self.0);
+            std::thread::spawn(move || {
+                for _ in 0..2000 {
+                    if cancel.is_cancelled() {
+                        counters.cancels.fetch_add(1, Ordering::SeqCst);
+                        let _ = tx.send(Err(EngineError::Cancelled));
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let _ = tx.send(Ok(gen_("too late".into())));
+            });
+        } else if p.contains("FIXED") {
+            let _ = tx.send(Ok(gen_("return value".into())));
+        } else {
+            let prefix = between(&p, "<|fim_prefix|>", "<|fim_suffix|>");
+            let suffix = between(&p, "<|fim_suffix|>", "<|fim_middle|>");
+            let typed = between(&p, "<|fim_middle|>", "\u{0}");
+            let _ = tx.send(Ok(gen_(format!("{prefix}{typed}|{suffix}"))));
+        }
+        rx
+    }
+    fn name(&self) -> String {
+        "fake".into()
+    }
+}
+
+/// Waits up to a second for the fake engine thread to notice a cancel.
+async fn cancels_reach(counters: &Counters, n: usize) {
+    for _ in 0..200 {
+        if counters.cancels.load(Ordering::SeqCst) >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(counters.cancels.load(Ordering::SeqCst), n);
+}
+
+type TestClient = Client<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
+
+fn start_with(loader: Loader) -> TestClient {
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let (sr, sw) = tokio::io::split(server_io);
+    tokio::spawn(lsp::serve(sr, sw, loader));
+    let (cr, cw) = tokio::io::split(client_io);
+    Client::new(cr, cw)
+}
+
+async fn start(counters: Arc<Counters>, capabilities: Value) -> (TestClient, Value) {
+    let loader: Loader =
+        Arc::new(move |_, _| Ok(Arc::new(Fake(Arc::clone(&counters))) as Arc<dyn Generator>));
+    let mut c = start_with(loader);
+    let init = c.initialize(json!({"debounceMs": 0}), capabilities).await;
+    let status = c
+        .wait_notification("inkling/status", Duration::from_secs(5))
+        .await
+        .unwrap();
+    let status = if status["state"] == "loading" {
+        c.wait_notification("inkling/status", Duration::from_secs(5))
+            .await
+            .unwrap()
+    } else {
+        status
+    };
+    assert_eq!(status["state"], "ready", "{status}");
+    (c, init)
+}
+
+fn echoed(resp: &Value) -> String {
+    resp["result"]["items"][0]["insertText"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no item in {resp}"))
+        .to_string()
+}
+
+const URI: &str = "file:///work/demo/src/main.py";
+
+#[tokio::test]
+async fn capabilities_and_position_encoding() {
+    let (_c, init) = start(Default::default(), json!({})).await;
+    let caps = &init["result"]["capabilities"];
+    assert_eq!(caps["positionEncoding"], "utf-16");
+    assert_eq!(caps["inlineCompletionProvider"], true);
+    assert_eq!(caps["textDocumentSync"]["change"], 2);
+    assert!(caps["completionProvider"].is_object());
+    let (_c, init) = start(
+        Default::default(),
+        json!({"general": {"positionEncodings": ["utf-8", "utf-16"]}}),
+    )
+    .await;
+    assert_eq!(init["result"]["capabilities"]["positionEncoding"], "utf-8");
+}
+
+#[tokio::test]
+async fn incremental_edits_with_surrogate_pairs_and_crlf() {
+    let (mut c, _) = start(Default::default(), json!({})).await;
+    c.open(URI, "python", "a😀b\r\nsecond\r\n").await;
+    // UTF-16: 'a' is 1 unit, the emoji 2: column 3 is between the emoji and 'b'.
+    c.change(URI, 2, json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}, "text": "X"}])).await;
+    // Replace "second" across a CRLF boundary-free range, then insert a new line.
+    c.change(URI, 3, json!([
+        {"range": {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 6}}, "text": "2nd"},
+        {"range": {"start": {"line": 2, "character": 0}, "end": {"line": 2, "character": 0}}, "text": "third"}
+    ])).await;
+    let r = c.complete(URI, 0, 4).await;
+    assert_eq!(echoed(&r), "a😀X|b\r\n2nd\r\nthird");
+}
+
+#[tokio::test]
+async fn out_of_order_versions_are_refused() {
+    let (mut c, _) = start(Default::default(), json!({})).await;
+    c.open(URI, "python", "abc\n").await;
+    c.change(URI, 3, json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}, "text": "3"}])).await;
+    c.change(URI, 2, json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "2"}])).await;
+    let r = c.complete(URI, 1, 0).await;
+    assert_eq!(echoed(&r), "abc3\n|");
+}
+
+#[tokio::test]
+async fn edit_outside_the_document_waits_for_full_resync() {
+    let (mut c, _) = start(Default::default(), json!({})).await;
+    c.open(URI, "python", "abc\n").await;
+    c.change(URI, 2, json!([{"range": {"start": {"line": 9, "character": 0}, "end": {"line": 9, "character": 1}}, "text": "zz"}])).await;
+    let r = c.complete(URI, 0, 1).await;
+    assert_eq!(
+        r["result"]["items"],
+        json!([]),
+        "an out-of-sync document gets no suggestion: {r}"
+    );
+    c.change(URI, 3, json!([{"text": "fresh\n"}])).await;
+    let r = c.complete(URI, 0, 5).await;
+    assert_eq!(echoed(&r), "fresh|\n");
+}
+
+#[tokio::test]
+async fn bad_positions_and_documents() {
+    let (mut c, _) = start(Default::default(), json!({})).await;
+    // Unknown document: an error, not a crash.
+    let r = c.inline("file:///nowhere.py", 0, 0).await;
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    c.open(URI, "python", "a😀b\n").await;
+    // Past the end of the line and of the file: clamped.
+    let r = c.complete(URI, 0, 99).await;
+    assert_eq!(echoed(&r), "a😀b|\n");
+    let r = c.complete(URI, 50, 3).await;
+    assert_eq!(echoed(&r), "a😀b\n|");
+    // Inside the surrogate pair: moved to the start of the character.
+    let r = c.complete(URI, 0, 2).await;
+    assert_eq!(echoed(&r), "a|😀b\n");
+    // Invalid params: an error response, and the server keeps going.
+    let r = c
+        .request("textDocument/inlineCompletion", json!({"textDocument": 5}))
+        .await;
+    assert!(r["error"].is_object(), "{r}");
+    let r = c.complete(URI, 0, 1).await;
+    assert_eq!(echoed(&r), "a|😀b\n");
+}
+
+#[tokio::test]
+async fn huge_and_binary_documents_get_no_suggestion() {
+    let counters = Arc::new(Counters::default());
+    let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
+    // A 50 MB document.
+    let huge = "x = 1\n".repeat((50 << 20) / 6);
+    c.open("file:///work/demo/huge.py", "python", &huge).await;
+    let r = c.inline("file:///work/demo/huge.py", 10, 0).await;
+    assert_eq!(
+        r["result"],
+        Value::Null,
+        "{}",
+        &r.to_string()[..200.min(r.to_string().len())]
+    );
+    c.open("file:///work/demo/blob.bin", "plaintext", "ab\u{0}cd")
+        .await;
+    let r = c.inline("file:///work/demo/blob.bin", 0, 1).await;
+    assert_eq!(r["result"], Value::Null);
+    assert_eq!(
+        counters.calls.load(Ordering::SeqCst),
+        0,
+        "the model was not asked"
+    );
+}
+
+#[tokio::test]
+async fn did_change_before_did_open() {
+    let (mut c, _) = start(Default::default(), json!({})).await;
+    c.change(URI, 1, json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "x"}])).await;
+    let r = c.inline(URI, 0, 0).await;
+    assert_eq!(
+        r["error"]["code"], -32602,
+        "incremental change alone does not open it: {r}"
+    );
+    c.change(URI, 2, json!([{"text": "full text"}])).await;
+    let r = c.complete(URI, 0, 4).await;
+    assert_eq!(echoed(&r), "full| text");
+}
+
+#[tokio::test]
+async fn latest_request_cancels_the_previous_engine_job() {
+    let counters = Arc::new(Counters::default());
+    let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
+    c.open(URI, "python", "SLOW = 1\n").await;
+    let first = c
+        .start_request("textDocument/inlineCompletion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 2}}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = c
+        .start_request("textDocument/inlineCompletion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 5}, "context": {"triggerKind": 2}}))
+        .await;
+    let r1 = c.response(first).await;
+    assert_eq!(
+        r1["result"],
+        Value::Null,
+        "superseded request answers null: {r1}"
+    );
+    cancels_reach(&counters, 1).await;
+    // $/cancelRequest stops the engine job too.
+    c.notify("$/cancelRequest", json!({"id": second})).await;
+    let r2 = c.response(second).await;
+    assert_eq!(r2["error"]["code"], -32800, "{r2}");
+    cancels_reach(&counters, 2).await;
+}
+
+#[tokio::test]
+async fn shutdown_while_a_completion_runs() {
+    let counters = Arc::new(Counters::default());
+    let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
+    c.open(URI, "python", "SLOW = 1\n").await;
+    let pending = c.start_request("inkling/complete", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 1}})).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = tokio::time::timeout(Duration::from_secs(5), c.request("shutdown", Value::Null))
+        .await
+        .expect("shutdown answers");
+    assert!(r.get("error").is_none(), "{r}");
+    let p = tokio::time::timeout(Duration::from_secs(5), c.response(pending))
+        .await
+        .expect("pending request ends");
+    assert!(p.get("result").is_some() || p.get("error").is_some());
+    cancels_reach(&counters, 1).await;
+}
+
+#[tokio::test]
+async fn typed_through_and_completion_items() {
+    let counters = Arc::new(Counters::default());
+    let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
+    c.open(URI, "python", "# FIXED\ndef f():\n    \n").await;
+    let r = c.complete(URI, 2, 4).await;
+    assert_eq!(r["result"]["source"], "model");
+    assert_eq!(echoed(&r), "return value");
+    c.change(URI, 2, json!([{"range": {"start": {"line": 2, "character": 4}, "end": {"line": 2, "character": 4}}, "text": "ret"}])).await;
+    let calls = counters.calls.load(Ordering::SeqCst);
+    let r = c.complete(URI, 2, 7).await;
+    assert_eq!(r["result"]["source"], "typed-through", "{r}");
+    assert_eq!(echoed(&r), "urn value");
+    assert_eq!(
+        r["result"]["items"][0]["range"]["start"],
+        json!({"line": 2, "character": 7})
+    );
+    assert_eq!(
+        counters.calls.load(Ordering::SeqCst),
+        calls,
+        "no model call"
+    );
+    let stats = c
+        .wait_notification("inkling/completionStats", Duration::from_secs(1))
+        .await;
+    assert!(stats.is_none() || stats.unwrap()["source"].is_string());
+    // A completion menu item: label is the first line, the edit replaces the word before the cursor.
+    let r = c
+        .request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 2, "character": 7}, "context": {"triggerKind": 1}}))
+        .await;
+    let item = &r["result"]["items"][0];
+    assert_eq!(item["label"], "return value", "{r}");
+    assert_eq!(item["textEdit"]["newText"], "return value");
+    assert_eq!(
+        item["textEdit"]["range"]["start"],
+        json!({"line": 2, "character": 4})
+    );
+    assert_eq!(item["filterText"], "return value");
+    assert_eq!(item["sortText"], "0000");
+}
+
+#[tokio::test]
+async fn model_load_failure_is_shown_and_the_server_stays_up() {
+    let loader: Loader =
+        Arc::new(|_, _| Err(EngineError::Load("cannot open model /x.gguf".into())));
+    let mut c = start_with(loader);
+    c.initialize(json!({}), json!({})).await;
+    let msg = c
+        .wait_notification("window/showMessage", Duration::from_secs(5))
+        .await
+        .expect("showMessage");
+    assert_eq!(msg["type"], 1);
+    assert!(msg["message"].as_str().unwrap().contains("/x.gguf"));
+    c.open(URI, "python", "x = 1\n").await;
+    let r = c.inline(URI, 0, 5).await;
+    assert_eq!(r["result"], Value::Null);
+    c.shutdown().await;
+}
