@@ -4,6 +4,7 @@
 //! [`lsp`] (protocol) → [`complete`] (suggestions, caches) → [`prompt`] + [`stop`] (pure text rules)
 //! → [`engine`] (llama.cpp on its own thread).
 
+pub mod bench;
 pub mod complete;
 pub mod config;
 pub mod document;

@@ -79,6 +79,70 @@ enum Command {
     },
     /// Run the language server on stdio.
     Lsp,
+    /// Headless benchmarks: completion tasks, typing replays, and building task sets.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Run completion tasks (JSONL) and report quality and latency.
+    Tasks {
+        #[arg(long)]
+        tasks: PathBuf,
+        /// Directory holding the repos that tasks name (their workspace for cross-file context)
+        #[arg(long)]
+        repos_root: Option<PathBuf>,
+        /// Where to write one prediction per line
+        #[arg(long)]
+        out: PathBuf,
+        /// Write report.json and report.html here
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// An older report.json to show deltas against
+        #[arg(long)]
+        compare: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Type recorded sessions into a real `inkling lsp` and measure what the user sees.
+    Replay {
+        #[arg(long)]
+        sessions: PathBuf,
+        #[arg(long)]
+        repos_root: Option<PathBuf>,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Milliseconds between keystrokes
+        #[arg(long, default_value_t = 80)]
+        speed_ms: u64,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
+    /// Build a task set and a session set from a repository.
+    Make {
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        tasks_out: PathBuf,
+        #[arg(long)]
+        sessions_out: Option<PathBuf>,
+        /// Tasks of each kind per file, at most
+        #[arg(long, default_value_t = 1)]
+        per_file: usize,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long, default_value_t = 10)]
+        sessions: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +158,7 @@ fn main() -> ExitCode {
             then_type,
         } => complete(&file, line, column, &model, json, then_type.as_deref()),
         Command::Lsp => inkling_lsp(),
+        Command::Bench { command } => bench(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -215,4 +280,98 @@ fn repo_name(file: &std::path::Path) -> String {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+fn write_jsonl<T: serde::Serialize>(path: &std::path::Path, items: &[T]) -> Result<()> {
+    let mut out = String::new();
+    for i in items {
+        out += &serde_json::to_string(i)?;
+        out.push('\n');
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn bench(command: BenchCommand) -> Result<()> {
+    use inkling::bench::{make, replay, report, tasks};
+    match command {
+        BenchCommand::Tasks {
+            tasks: file,
+            repos_root,
+            out,
+            report: dir,
+            limit,
+            compare,
+            model,
+        } => {
+            let mut list: Vec<tasks::Task> = tasks::read_jsonl(&file)?;
+            list.truncate(limit.unwrap_or(usize::MAX));
+            let old: Option<tasks::TasksReport> = match compare {
+                Some(p) => {
+                    let bytes = std::fs::read(&p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    let r: report::Report = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{} is not a report.json", p.display()))?;
+                    r.tasks
+                }
+                None => None,
+            };
+            let settings = model.settings();
+            let engine = Engine::spawn(settings.engine_config())?;
+            let completer = Completer::new(std::sync::Arc::new(engine), settings);
+            let r = tasks::run(&completer, &list, repos_root.as_ref(), &out)?;
+            print!("{}", tasks::table(&r, old.as_ref()));
+            if let Some(dir) = dir {
+                report::update(&dir, |rep| rep.tasks = Some(r))?;
+                eprintln!("report: {}", dir.join("report.html").display());
+            }
+            Ok(())
+        }
+        BenchCommand::Replay {
+            sessions,
+            repos_root,
+            report: dir,
+            limit,
+            speed_ms,
+            model,
+        } => {
+            let mut list: Vec<replay::Session> = tasks::read_jsonl(&sessions)?;
+            list.truncate(limit.unwrap_or(usize::MAX));
+            let settings = model.settings();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let r = rt.block_on(replay::run(
+                &list,
+                &settings,
+                repos_root.as_ref(),
+                std::time::Duration::from_millis(speed_ms),
+            ))?;
+            print!("{}", replay::table(&r));
+            if let Some(dir) = dir {
+                report::update(&dir, |rep| rep.replay = Some(r))?;
+                eprintln!("report: {}", dir.join("report.html").display());
+            }
+            Ok(())
+        }
+        BenchCommand::Make {
+            repo,
+            tasks_out,
+            sessions_out,
+            per_file,
+            limit,
+            sessions,
+            seed,
+        } => {
+            let t = make::make_tasks(&repo, per_file, limit, seed)?;
+            write_jsonl(&tasks_out, &t)?;
+            eprintln!("{} tasks -> {}", t.len(), tasks_out.display());
+            if let Some(p) = sessions_out {
+                let s = make::make_sessions(&repo, sessions, seed)?;
+                write_jsonl(&p, &s)?;
+                eprintln!("{} sessions -> {}", s.len(), p.display());
+            }
+            Ok(())
+        }
+    }
 }

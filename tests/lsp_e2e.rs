@@ -5,7 +5,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::lsp::Client;
+use inkling::lsp::client::Client;
 use serde_json::json;
 
 #[tokio::test]
@@ -25,25 +25,14 @@ async fn real_server_completes_types_through_and_lists_items() {
             json!({"model": model, "debounceMs": 0, "maxTokens": 24}),
             json!({"window": {"workDoneProgress": true}}),
         )
-        .await;
+        .await
+        .unwrap();
     assert_eq!(
         init["result"]["capabilities"]["inlineCompletionProvider"],
         true
     );
     // Loading reports progress, then the ready status.
-    let mut ready = false;
-    for _ in 0..5 {
-        let s = c
-            .wait_notification("inkling/status", Duration::from_secs(60))
-            .await
-            .expect("status");
-        if s["state"] == "ready" {
-            ready = true;
-            break;
-        }
-        assert_ne!(s["state"], "error", "{s}");
-    }
-    assert!(ready);
+    c.wait_ready(Duration::from_secs(120)).await.unwrap();
     assert!(
         c.inbox.iter().any(|m| m["method"] == "$/progress"),
         "work-done progress was reported"
@@ -51,8 +40,8 @@ async fn real_server_completes_types_through_and_lists_items() {
 
     let uri = "file:///tmp/inkling-e2e/calc.py";
     let text = "def add(a, b):\n    \n\n\nprint(add(1, 2))\n";
-    c.open(uri, "python", text).await;
-    let r = c.complete(uri, 1, 4).await;
+    c.open(uri, "python", text).await.unwrap();
+    let r = c.complete(uri, 1, 4).await.unwrap();
     let res = &r["result"];
     assert_eq!(res["source"], "model", "{r}");
     let suggestion = res["items"][0]["insertText"]
@@ -67,8 +56,8 @@ async fn real_server_completes_types_through_and_lists_items() {
 
     // Type the first two characters of the suggestion: the rest comes from the typed-through cache.
     let typed = &suggestion[..2];
-    c.change(uri, 2, json!([{"range": {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 4}}, "text": typed}])).await;
-    let r = c.complete(uri, 1, 6).await;
+    c.change(uri, 2, json!([{"range": {"start": {"line": 1, "character": 4}, "end": {"line": 1, "character": 4}}, "text": typed}])).await.unwrap();
+    let r = c.complete(uri, 1, 6).await.unwrap();
     assert_eq!(r["result"]["source"], "typed-through", "{r}");
     assert_eq!(
         r["result"]["items"][0]["insertText"].as_str().unwrap(),
@@ -76,7 +65,7 @@ async fn real_server_completes_types_through_and_lists_items() {
     );
 
     // The standard inline completion request and the completion menu answer too.
-    let r = c.inline(uri, 1, 6).await;
+    let r = c.inline(uri, 1, 6).await.unwrap();
     assert_eq!(
         r["result"][0]["insertText"].as_str().unwrap(),
         &suggestion[2..],
@@ -84,7 +73,7 @@ async fn real_server_completes_types_through_and_lists_items() {
     );
     let r = c
         .request("textDocument/completion", json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": 6}, "context": {"triggerKind": 1}}))
-        .await;
+        .await.unwrap();
     let item = &r["result"]["items"][0];
     assert_eq!(
         item["textEdit"]["newText"].as_str().unwrap(),
@@ -95,8 +84,9 @@ async fn real_server_completes_types_through_and_lists_items() {
 
     // A document the model has not seen: a fresh model answer.
     c.change(uri, 3, json!([{"text": "def mul(a, b):\n    \n"}]))
-        .await;
-    let r = c.complete(uri, 1, 4).await;
+        .await
+        .unwrap();
+    let r = c.complete(uri, 1, 4).await.unwrap();
     assert_eq!(r["result"]["source"], "model", "{r}");
     assert!(
         r["result"]["items"][0]["insertText"]
@@ -105,7 +95,7 @@ async fn real_server_completes_types_through_and_lists_items() {
             .contains("a * b"),
         "{r}"
     );
-    c.shutdown().await;
+    c.shutdown().await.unwrap();
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
         .expect("exits")

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::lsp::Client;
 use inkling::engine::{
     CancelToken, EngineError, GenerateRequest, Generation, Generator, StopReason, Timings,
 };
+use inkling::lsp::client::Client;
 use inkling::lsp::{self, Loader};
 use serde_json::{Value, json};
 use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
@@ -100,19 +100,11 @@ async fn start(counters: Arc<Counters>, capabilities: Value) -> (TestClient, Val
     let loader: Loader =
         Arc::new(move |_, _| Ok(Arc::new(Fake(Arc::clone(&counters))) as Arc<dyn Generator>));
     let mut c = start_with(loader);
-    let init = c.initialize(json!({"debounceMs": 0}), capabilities).await;
-    let status = c
-        .wait_notification("inkling/status", Duration::from_secs(5))
+    let init = c
+        .initialize(json!({"debounceMs": 0}), capabilities)
         .await
         .unwrap();
-    let status = if status["state"] == "loading" {
-        c.wait_notification("inkling/status", Duration::from_secs(5))
-            .await
-            .unwrap()
-    } else {
-        status
-    };
-    assert_eq!(status["state"], "ready", "{status}");
+    c.wait_ready(Duration::from_secs(5)).await.unwrap();
     (c, init)
 }
 
@@ -144,41 +136,43 @@ async fn capabilities_and_position_encoding() {
 #[tokio::test]
 async fn incremental_edits_with_surrogate_pairs_and_crlf() {
     let (mut c, _) = start(Default::default(), json!({})).await;
-    c.open(URI, "python", "a😀b\r\nsecond\r\n").await;
+    c.open(URI, "python", "a😀b\r\nsecond\r\n").await.unwrap();
     // UTF-16: 'a' is 1 unit, the emoji 2: column 3 is between the emoji and 'b'.
-    c.change(URI, 2, json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}, "text": "X"}])).await;
+    c.change(URI, 2, json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}, "text": "X"}])).await.unwrap();
     // Replace "second" across a CRLF boundary-free range, then insert a new line.
     c.change(URI, 3, json!([
         {"range": {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 6}}, "text": "2nd"},
         {"range": {"start": {"line": 2, "character": 0}, "end": {"line": 2, "character": 0}}, "text": "third"}
-    ])).await;
-    let r = c.complete(URI, 0, 4).await;
+    ])).await.unwrap();
+    let r = c.complete(URI, 0, 4).await.unwrap();
     assert_eq!(echoed(&r), "a😀X|b\r\n2nd\r\nthird");
 }
 
 #[tokio::test]
 async fn out_of_order_versions_are_refused() {
     let (mut c, _) = start(Default::default(), json!({})).await;
-    c.open(URI, "python", "abc\n").await;
-    c.change(URI, 3, json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}, "text": "3"}])).await;
-    c.change(URI, 2, json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "2"}])).await;
-    let r = c.complete(URI, 1, 0).await;
+    c.open(URI, "python", "abc\n").await.unwrap();
+    c.change(URI, 3, json!([{"range": {"start": {"line": 0, "character": 3}, "end": {"line": 0, "character": 3}}, "text": "3"}])).await.unwrap();
+    c.change(URI, 2, json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "2"}])).await.unwrap();
+    let r = c.complete(URI, 1, 0).await.unwrap();
     assert_eq!(echoed(&r), "abc3\n|");
 }
 
 #[tokio::test]
 async fn edit_outside_the_document_waits_for_full_resync() {
     let (mut c, _) = start(Default::default(), json!({})).await;
-    c.open(URI, "python", "abc\n").await;
-    c.change(URI, 2, json!([{"range": {"start": {"line": 9, "character": 0}, "end": {"line": 9, "character": 1}}, "text": "zz"}])).await;
-    let r = c.complete(URI, 0, 1).await;
+    c.open(URI, "python", "abc\n").await.unwrap();
+    c.change(URI, 2, json!([{"range": {"start": {"line": 9, "character": 0}, "end": {"line": 9, "character": 1}}, "text": "zz"}])).await.unwrap();
+    let r = c.complete(URI, 0, 1).await.unwrap();
     assert_eq!(
         r["result"]["items"],
         json!([]),
         "an out-of-sync document gets no suggestion: {r}"
     );
-    c.change(URI, 3, json!([{"text": "fresh\n"}])).await;
-    let r = c.complete(URI, 0, 5).await;
+    c.change(URI, 3, json!([{"text": "fresh\n"}]))
+        .await
+        .unwrap();
+    let r = c.complete(URI, 0, 5).await.unwrap();
     assert_eq!(echoed(&r), "fresh|\n");
 }
 
@@ -186,23 +180,24 @@ async fn edit_outside_the_document_waits_for_full_resync() {
 async fn bad_positions_and_documents() {
     let (mut c, _) = start(Default::default(), json!({})).await;
     // Unknown document: an error, not a crash.
-    let r = c.inline("file:///nowhere.py", 0, 0).await;
+    let r = c.inline("file:///nowhere.py", 0, 0).await.unwrap();
     assert_eq!(r["error"]["code"], -32602, "{r}");
-    c.open(URI, "python", "a😀b\n").await;
+    c.open(URI, "python", "a😀b\n").await.unwrap();
     // Past the end of the line and of the file: clamped.
-    let r = c.complete(URI, 0, 99).await;
+    let r = c.complete(URI, 0, 99).await.unwrap();
     assert_eq!(echoed(&r), "a😀b|\n");
-    let r = c.complete(URI, 50, 3).await;
+    let r = c.complete(URI, 50, 3).await.unwrap();
     assert_eq!(echoed(&r), "a😀b\n|");
     // Inside the surrogate pair: moved to the start of the character.
-    let r = c.complete(URI, 0, 2).await;
+    let r = c.complete(URI, 0, 2).await.unwrap();
     assert_eq!(echoed(&r), "a|😀b\n");
     // Invalid params: an error response, and the server keeps going.
     let r = c
         .request("textDocument/inlineCompletion", json!({"textDocument": 5}))
-        .await;
+        .await
+        .unwrap();
     assert!(r["error"].is_object(), "{r}");
-    let r = c.complete(URI, 0, 1).await;
+    let r = c.complete(URI, 0, 1).await.unwrap();
     assert_eq!(echoed(&r), "a|😀b\n");
 }
 
@@ -212,8 +207,10 @@ async fn huge_and_binary_documents_get_no_suggestion() {
     let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
     // A 50 MB document.
     let huge = "x = 1\n".repeat((50 << 20) / 6);
-    c.open("file:///work/demo/huge.py", "python", &huge).await;
-    let r = c.inline("file:///work/demo/huge.py", 10, 0).await;
+    c.open("file:///work/demo/huge.py", "python", &huge)
+        .await
+        .unwrap();
+    let r = c.inline("file:///work/demo/huge.py", 10, 0).await.unwrap();
     assert_eq!(
         r["result"],
         Value::Null,
@@ -221,8 +218,9 @@ async fn huge_and_binary_documents_get_no_suggestion() {
         &r.to_string()[..200.min(r.to_string().len())]
     );
     c.open("file:///work/demo/blob.bin", "plaintext", "ab\u{0}cd")
-        .await;
-    let r = c.inline("file:///work/demo/blob.bin", 0, 1).await;
+        .await
+        .unwrap();
+    let r = c.inline("file:///work/demo/blob.bin", 0, 1).await.unwrap();
     assert_eq!(r["result"], Value::Null);
     assert_eq!(
         counters.calls.load(Ordering::SeqCst),
@@ -234,14 +232,16 @@ async fn huge_and_binary_documents_get_no_suggestion() {
 #[tokio::test]
 async fn did_change_before_did_open() {
     let (mut c, _) = start(Default::default(), json!({})).await;
-    c.change(URI, 1, json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "x"}])).await;
-    let r = c.inline(URI, 0, 0).await;
+    c.change(URI, 1, json!([{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "text": "x"}])).await.unwrap();
+    let r = c.inline(URI, 0, 0).await.unwrap();
     assert_eq!(
         r["error"]["code"], -32602,
         "incremental change alone does not open it: {r}"
     );
-    c.change(URI, 2, json!([{"text": "full text"}])).await;
-    let r = c.complete(URI, 0, 4).await;
+    c.change(URI, 2, json!([{"text": "full text"}]))
+        .await
+        .unwrap();
+    let r = c.complete(URI, 0, 4).await.unwrap();
     assert_eq!(echoed(&r), "full| text");
 }
 
@@ -249,15 +249,15 @@ async fn did_change_before_did_open() {
 async fn latest_request_cancels_the_previous_engine_job() {
     let counters = Arc::new(Counters::default());
     let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
-    c.open(URI, "python", "SLOW = 1\n").await;
+    c.open(URI, "python", "SLOW = 1\n").await.unwrap();
     let first = c
         .start_request("textDocument/inlineCompletion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 2}}))
-        .await;
+        .await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = c
         .start_request("textDocument/inlineCompletion", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 5}, "context": {"triggerKind": 2}}))
-        .await;
-    let r1 = c.response(first).await;
+        .await.unwrap();
+    let r1 = c.response(first).await.unwrap();
     assert_eq!(
         r1["result"],
         Value::Null,
@@ -265,8 +265,10 @@ async fn latest_request_cancels_the_previous_engine_job() {
     );
     cancels_reach(&counters, 1).await;
     // $/cancelRequest stops the engine job too.
-    c.notify("$/cancelRequest", json!({"id": second})).await;
-    let r2 = c.response(second).await;
+    c.notify("$/cancelRequest", json!({"id": second}))
+        .await
+        .unwrap();
+    let r2 = c.response(second).await.unwrap();
     assert_eq!(r2["error"]["code"], -32800, "{r2}");
     cancels_reach(&counters, 2).await;
 }
@@ -275,16 +277,18 @@ async fn latest_request_cancels_the_previous_engine_job() {
 async fn shutdown_while_a_completion_runs() {
     let counters = Arc::new(Counters::default());
     let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
-    c.open(URI, "python", "SLOW = 1\n").await;
-    let pending = c.start_request("inkling/complete", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 1}})).await;
+    c.open(URI, "python", "SLOW = 1\n").await.unwrap();
+    let pending = c.start_request("inkling/complete", json!({"textDocument": {"uri": URI}, "position": {"line": 0, "character": 4}, "context": {"triggerKind": 1}})).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let r = tokio::time::timeout(Duration::from_secs(5), c.request("shutdown", Value::Null))
         .await
-        .expect("shutdown answers");
+        .expect("shutdown answers")
+        .unwrap();
     assert!(r.get("error").is_none(), "{r}");
     let p = tokio::time::timeout(Duration::from_secs(5), c.response(pending))
         .await
-        .expect("pending request ends");
+        .expect("pending request ends")
+        .unwrap();
     assert!(p.get("result").is_some() || p.get("error").is_some());
     cancels_reach(&counters, 1).await;
 }
@@ -293,13 +297,15 @@ async fn shutdown_while_a_completion_runs() {
 async fn typed_through_and_completion_items() {
     let counters = Arc::new(Counters::default());
     let (mut c, _) = start(Arc::clone(&counters), json!({})).await;
-    c.open(URI, "python", "# FIXED\ndef f():\n    \n").await;
-    let r = c.complete(URI, 2, 4).await;
+    c.open(URI, "python", "# FIXED\ndef f():\n    \n")
+        .await
+        .unwrap();
+    let r = c.complete(URI, 2, 4).await.unwrap();
     assert_eq!(r["result"]["source"], "model");
     assert_eq!(echoed(&r), "return value");
-    c.change(URI, 2, json!([{"range": {"start": {"line": 2, "character": 4}, "end": {"line": 2, "character": 4}}, "text": "ret"}])).await;
+    c.change(URI, 2, json!([{"range": {"start": {"line": 2, "character": 4}, "end": {"line": 2, "character": 4}}, "text": "ret"}])).await.unwrap();
     let calls = counters.calls.load(Ordering::SeqCst);
-    let r = c.complete(URI, 2, 7).await;
+    let r = c.complete(URI, 2, 7).await.unwrap();
     assert_eq!(r["result"]["source"], "typed-through", "{r}");
     assert_eq!(echoed(&r), "urn value");
     assert_eq!(
@@ -318,7 +324,7 @@ async fn typed_through_and_completion_items() {
     // A completion menu item: label is the first line, the edit replaces the word before the cursor.
     let r = c
         .request("textDocument/completion", json!({"textDocument": {"uri": URI}, "position": {"line": 2, "character": 7}, "context": {"triggerKind": 1}}))
-        .await;
+        .await.unwrap();
     let item = &r["result"]["items"][0];
     assert_eq!(item["label"], "return value", "{r}");
     assert_eq!(item["textEdit"]["newText"], "return value");
@@ -335,15 +341,73 @@ async fn model_load_failure_is_shown_and_the_server_stays_up() {
     let loader: Loader =
         Arc::new(|_, _| Err(EngineError::Load("cannot open model /x.gguf".into())));
     let mut c = start_with(loader);
-    c.initialize(json!({}), json!({})).await;
+    c.initialize(json!({}), json!({})).await.unwrap();
     let msg = c
         .wait_notification("window/showMessage", Duration::from_secs(5))
         .await
         .expect("showMessage");
     assert_eq!(msg["type"], 1);
     assert!(msg["message"].as_str().unwrap().contains("/x.gguf"));
-    c.open(URI, "python", "x = 1\n").await;
-    let r = c.inline(URI, 0, 5).await;
+    c.open(URI, "python", "x = 1\n").await.unwrap();
+    let r = c.inline(URI, 0, 5).await.unwrap();
     assert_eq!(r["result"], Value::Null);
-    c.shutdown().await;
+    c.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn configuration_changes_merge_and_reload_only_when_needed() {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let l2 = Arc::clone(&loads);
+    let loader: Loader = Arc::new(move |_, _| {
+        l2.fetch_add(1, Ordering::SeqCst);
+        Ok(Arc::new(Fake(Arc::default())) as Arc<dyn Generator>)
+    });
+    let mut c = start_with(loader);
+    c.initialize(json!({"debounceMs": 0, "maxTokens": 7}), json!({}))
+        .await
+        .unwrap();
+    c.wait_ready(Duration::from_secs(5)).await.unwrap();
+    c.open(URI, "python", "x = 1\n").await.unwrap();
+    // Only `enable` changes: the other settings stay, and the model is not reloaded.
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"inkling": {"enable": false}}}),
+    )
+    .await
+    .unwrap();
+    let r = c.inline(URI, 0, 5).await.unwrap();
+    assert_eq!(r["result"], Value::Null);
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"inkling": {"enable": true}}}),
+    )
+    .await
+    .unwrap();
+    let r = c.complete(URI, 0, 5).await.unwrap();
+    assert_eq!(echoed(&r), "x = 1|\n");
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    // A different model path reloads.
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"inkling": {"model": "/other.gguf"}}}),
+    )
+    .await
+    .unwrap();
+    c.wait_ready(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 2);
+    // Invalid settings are reported and ignored.
+    c.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"inkling": {"maxTokens": "many"}}}),
+    )
+    .await
+    .unwrap();
+    let m = c
+        .wait_notification("window/showMessage", Duration::from_secs(5))
+        .await
+        .expect("warning");
+    assert!(
+        m["message"].as_str().unwrap().contains("invalid settings"),
+        "{m}"
+    );
 }

@@ -3,6 +3,7 @@
 //! Architecture Invariant: only this module knows LSP types and JSON. Positions are converted once,
 //! on the way in, through [`crate::position`].
 
+pub mod client;
 pub mod protocol;
 pub mod server;
 

@@ -486,7 +486,14 @@ impl Server {
         if v.is_null() {
             return;
         }
-        let new: Settings = match serde_json::from_value(v.clone()) {
+        // Keys left out keep their current values: clients may send only what changed.
+        let mut merged = serde_json::to_value(self.settings()).unwrap_or_default();
+        if let (Some(m), Some(changes)) = (merged.as_object_mut(), v.as_object()) {
+            for (k, val) in changes {
+                m.insert(k.clone(), val.clone());
+            }
+        }
+        let new: Settings = match serde_json::from_value(merged) {
             Ok(s) => s,
             Err(e) => {
                 let me = Arc::clone(self);

@@ -22,4 +22,3 @@ pub fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| Engine::spawn(EngineConfig::new(test_model())).expect("test model loads"))
 }
-pub mod lsp;

@@ -1,0 +1,12 @@
+//! `inkling bench`: headless benchmarks through the same code paths the editors use.
+//!
+//! `tasks` runs completion tasks through [`crate::complete::Completer`]; `replay` types sessions into
+//! a real `inkling lsp` process; `make` builds task and session sets from a repository.
+//!
+//! Architecture Invariant: the benchmark measures; it never changes how completions are made.
+
+pub mod make;
+pub mod metrics;
+pub mod replay;
+pub mod report;
+pub mod tasks;

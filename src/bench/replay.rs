@@ -1,0 +1,436 @@
+//! `inkling bench replay`: types recorded text into a real `inkling lsp` process one character at a
+//! time, asking for an inline completion after each keystroke the way VS Code does (cancelling the
+//! previous request), and measures what the user would have seen.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::BufReader;
+
+use super::metrics::percentile;
+use crate::config::Settings;
+use crate::lsp::client::{read_message, write_message};
+
+/// One recorded typing session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub id: String,
+    pub repo: Option<String>,
+    pub path: String,
+    pub language: String,
+    pub text_before: String,
+    /// Cursor as a char offset into `text_before` (informational; `line`/`character` are used).
+    pub offset: usize,
+    pub line: u32,
+    /// UTF-16 column.
+    pub character: u32,
+    pub typed: String,
+}
+
+/// What happened after one keystroke.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Keystroke {
+    /// Milliseconds from the request to its answer; None when it was cancelled or never answered.
+    pub latency_ms: Option<f64>,
+    pub suggestion: Option<String>,
+    pub source: Option<String>,
+    /// Answered before the next keystroke, so the editor would have shown it.
+    pub visible: bool,
+    /// A continuation consistent with what the user typed next.
+    pub consistent: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionResult {
+    pub id: String,
+    pub keystrokes: Vec<Keystroke>,
+    pub chars_typed: usize,
+    pub chars_saved: usize,
+}
+
+/// Summary over all sessions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReplaySummary {
+    pub sessions: usize,
+    pub keystrokes: usize,
+    pub answered: usize,
+    pub latency_p50_ms: f64,
+    pub latency_p90_ms: f64,
+    pub latency_p99_ms: f64,
+    pub model_latency_p50_ms: f64,
+    pub model_latency_p90_ms: f64,
+    pub cached_latency_p50_ms: f64,
+    /// Share of keystrokes (all but each session's last) with a consistent suggestion shown.
+    pub consistent_share: f64,
+    /// Share with a consistent suggestion visible within 100 ms.
+    pub correct_within_100ms_share: f64,
+    pub chars_typed: usize,
+    pub chars_saved: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ReplayReport {
+    pub model: String,
+    pub speed_ms: u64,
+    pub summary: ReplaySummary,
+    pub sessions: Vec<SessionResult>,
+}
+
+/// The suggestion agrees with the text still to be typed.
+pub fn consistent(suggestion: &str, remaining: &str) -> bool {
+    !suggestion.is_empty()
+        && !remaining.is_empty()
+        && (remaining.starts_with(suggestion) || suggestion.starts_with(remaining))
+}
+
+/// Characters a user saves by accepting every consistent suggestion shown (each accept jumps
+/// ahead; the state after an accept is the one the replay reached by typing).
+pub fn chars_saved(typed: &str, keystrokes: &[Keystroke]) -> usize {
+    let chars: Vec<char> = typed.chars().collect();
+    let mut pos = 0usize; // chars typed or accepted so far
+    let mut saved = 0usize;
+    while pos < chars.len() {
+        // Keystroke index `pos - 1` is the state after `pos` chars.
+        let shown = pos
+            .checked_sub(1)
+            .and_then(|k| keystrokes.get(k))
+            .filter(|k| k.visible && k.consistent)
+            .and_then(|k| k.suggestion.as_deref());
+        match shown {
+            Some(s) => {
+                let remaining: String = chars[pos..].iter().collect();
+                let n = remaining
+                    .chars()
+                    .zip(s.chars())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                saved += n.saturating_sub(1); // Accepting costs one key.
+                pos += n.max(1);
+            }
+            None => pos += 1,
+        }
+    }
+    saved
+}
+
+fn summarize(sessions: &[SessionResult]) -> ReplaySummary {
+    let all: Vec<&Keystroke> = sessions.iter().flat_map(|s| &s.keystrokes).collect();
+    let lat = |f: &dyn Fn(&Keystroke) -> bool| -> Vec<f64> {
+        all.iter()
+            .filter(|k| f(k))
+            .filter_map(|k| k.latency_ms)
+            .collect()
+    };
+    let answered = lat(&|_| true);
+    let model = lat(&|k| k.source.as_deref() == Some("model"));
+    let cached = lat(&|k| matches!(k.source.as_deref(), Some("typed-through" | "prefetch")));
+    // Each session's last keystroke has nothing left to predict.
+    let judged: Vec<&Keystroke> = sessions
+        .iter()
+        .flat_map(|s| {
+            s.keystrokes
+                .iter()
+                .take(s.keystrokes.len().saturating_sub(1))
+        })
+        .collect();
+    let share = |f: &dyn Fn(&Keystroke) -> bool| {
+        if judged.is_empty() {
+            0.0
+        } else {
+            judged.iter().filter(|k| f(k)).count() as f64 / judged.len() as f64
+        }
+    };
+    ReplaySummary {
+        sessions: sessions.len(),
+        keystrokes: all.len(),
+        answered: answered.len(),
+        latency_p50_ms: percentile(&answered, 50.0),
+        latency_p90_ms: percentile(&answered, 90.0),
+        latency_p99_ms: percentile(&answered, 99.0),
+        model_latency_p50_ms: percentile(&model, 50.0),
+        model_latency_p90_ms: percentile(&model, 90.0),
+        cached_latency_p50_ms: percentile(&cached, 50.0),
+        consistent_share: share(&|k| k.visible && k.consistent),
+        correct_within_100ms_share: share(&|k| {
+            k.visible && k.consistent && k.latency_ms.is_some_and(|l| l <= 100.0)
+        }),
+        chars_typed: sessions.iter().map(|s| s.chars_typed).sum(),
+        chars_saved: sessions.iter().map(|s| s.chars_saved).sum(),
+    }
+}
+
+fn language_id(lang: &str) -> &str {
+    match lang {
+        "ts" => "typescript",
+        "js" => "javascript",
+        other => other,
+    }
+}
+
+/// Replays every session against a fresh `inkling lsp` child process.
+pub async fn run(
+    sessions: &[Session],
+    settings: &Settings,
+    repos_root: Option<&PathBuf>,
+    speed: Duration,
+) -> Result<ReplayReport> {
+    let exe = std::env::current_exe().context("cannot find the inkling binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("lsp")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start inkling lsp")?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
+    // A reader task: reading a frame is not cancel-safe, so it must not sit inside a select.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Value)>();
+    tokio::spawn(async move {
+        while let Ok(m) = read_message(&mut stdout).await {
+            if tx.send((Instant::now(), m)).is_err() {
+                break;
+            }
+        }
+    });
+    let root = repos_root
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/bench"));
+    let mut opts = serde_json::to_value(settings)?;
+    opts["debounceMs"] = json!(0);
+    let root_uri = format!("file://{}", root.display());
+    write_message(
+        &mut stdin,
+        &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"processId": null, "rootUri": root_uri, "capabilities": {}, "initializationOptions": opts}}),
+    )
+    .await?;
+    write_message(
+        &mut stdin,
+        &json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+    )
+    .await?;
+    let model = loop {
+        let (_, m) = tokio::time::timeout(Duration::from_secs(300), rx.recv())
+            .await
+            .context("the server did not get ready in 300 s")?
+            .context("the server exited")?;
+        if m["method"] == "inkling/status" {
+            match m["params"]["state"].as_str() {
+                Some("ready") => {
+                    break m["params"]["message"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                }
+                Some("error") => bail!("model failed to load: {}", m["params"]["message"]),
+                _ => {}
+            }
+        }
+    };
+
+    let mut next_id = 1i64;
+    let mut results = Vec::new();
+    for (si, s) in sessions.iter().enumerate() {
+        let path = Path::new(s.repo.as_deref().unwrap_or("")).join(&s.path);
+        let uri = format!("file://{}/{}?session={si}", root.display(), path.display());
+        write_message(
+            &mut stdin,
+            &json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": uri, "languageId": language_id(&s.language), "version": 1, "text": s.text_before}}}),
+        )
+        .await?;
+        let (mut line, mut col) = (s.line, s.character);
+        let chars: Vec<char> = s.typed.chars().collect();
+        let mut keys: Vec<Keystroke> = vec![Keystroke::default(); chars.len()];
+        let mut pending: HashMap<i64, (usize, Instant)> = HashMap::new();
+        let mut last_source: Option<String> = None;
+        let handle = |at: Instant,
+                      m: Value,
+                      pending: &mut HashMap<i64, (usize, Instant)>,
+                      keys: &mut [Keystroke],
+                      last_source: &mut Option<String>| {
+            if m["method"] == "inkling/completionStats" {
+                *last_source = m["params"]["source"].as_str().map(str::to_string);
+                return;
+            }
+            let Some(id) = m.get("id").and_then(Value::as_i64) else {
+                return;
+            };
+            if m.get("method").is_some() {
+                return;
+            }
+            if let Some((k, sent)) = pending.remove(&id) {
+                if m.get("error").is_some() {
+                    return; // Cancelled.
+                }
+                let ks = &mut keys[k];
+                ks.latency_ms = Some(at.duration_since(sent).as_secs_f64() * 1e3);
+                let text = m["result"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .or_else(|| m["result"]["items"].as_array().and_then(|a| a.first()))
+                    .and_then(|i| i["insertText"].as_str())
+                    .map(str::to_string);
+                if text.is_some() {
+                    ks.source = last_source.take();
+                }
+                ks.suggestion = text;
+            }
+        };
+        for (k, c) in chars.iter().enumerate() {
+            let version = k as i32 + 2;
+            let change = json!({"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col}}, "text": c.to_string()});
+            write_message(
+                &mut stdin,
+                &json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": uri, "version": version}, "contentChanges": [change]}}),
+            )
+            .await?;
+            if *c == '\n' {
+                line += 1;
+                col = 0;
+            } else {
+                col += c.len_utf16() as u32;
+            }
+            // VS Code cancels the request of the previous keystroke.
+            for id in pending.keys() {
+                write_message(
+                    &mut stdin,
+                    &json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": id}}),
+                )
+                .await?;
+            }
+            let id = next_id;
+            next_id += 1;
+            let sent = Instant::now();
+            pending.insert(id, (k, sent));
+            write_message(
+                &mut stdin,
+                &json!({"jsonrpc": "2.0", "id": id, "method": "textDocument/inlineCompletion", "params": {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}}}),
+            )
+            .await?;
+            let last = k + 1 == chars.len();
+            let until = sent + if last { Duration::from_secs(60) } else { speed };
+            while let Ok(Some((at, m))) = tokio::time::timeout_at(until.into(), rx.recv()).await {
+                handle(at, m, &mut pending, &mut keys, &mut last_source);
+                if last && pending.is_empty() {
+                    break;
+                }
+            }
+            let ks = &mut keys[k];
+            ks.visible = ks
+                .latency_ms
+                .is_some_and(|l| last || l <= speed.as_secs_f64() * 1e3);
+            let remaining: String = chars[k + 1..].iter().collect();
+            ks.consistent = ks
+                .suggestion
+                .as_deref()
+                .is_some_and(|sug| consistent(sug, &remaining));
+        }
+        write_message(&mut stdin, &json!({"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {"textDocument": {"uri": uri}}})).await?;
+        let saved = chars_saved(&s.typed, &keys);
+        let summary_line = {
+            let shown = keys.iter().filter(|k| k.visible && k.consistent).count();
+            format!(
+                "{shown}/{} keystrokes with a consistent suggestion, {saved} of {} chars saved",
+                keys.len(),
+                chars.len()
+            )
+        };
+        eprintln!("[{}/{}] {}: {summary_line}", si + 1, sessions.len(), s.id);
+        results.push(SessionResult {
+            id: s.id.clone(),
+            keystrokes: keys,
+            chars_typed: chars.len(),
+            chars_saved: saved,
+        });
+    }
+    let _ = write_message(
+        &mut stdin,
+        &json!({"jsonrpc": "2.0", "id": next_id, "method": "shutdown", "params": null}),
+    )
+    .await;
+    let _ = write_message(
+        &mut stdin,
+        &json!({"jsonrpc": "2.0", "method": "exit", "params": null}),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    Ok(ReplayReport {
+        model,
+        speed_ms: speed.as_millis() as u64,
+        summary: summarize(&results),
+        sessions: results,
+    })
+}
+
+pub fn table(r: &ReplayReport) -> String {
+    let s = &r.summary;
+    format!(
+        "model: {} (typing {} ms per char)\n\
+         sessions {}  keystrokes {}  answered {}\n\
+         latency ms: p50 {:.0}  p90 {:.0}  p99 {:.0}   model answers p50 {:.0} p90 {:.0}   cached answers p50 {:.1}\n\
+         consistent suggestion shown: {:.1}% of keystrokes; within 100 ms: {:.1}%\n\
+         chars saved by accepting: {} of {} ({:.1}%)\n",
+        r.model,
+        r.speed_ms,
+        s.sessions,
+        s.keystrokes,
+        s.answered,
+        s.latency_p50_ms,
+        s.latency_p90_ms,
+        s.latency_p99_ms,
+        s.model_latency_p50_ms,
+        s.model_latency_p90_ms,
+        s.cached_latency_p50_ms,
+        s.consistent_share * 100.0,
+        s.correct_within_100ms_share * 100.0,
+        s.chars_saved,
+        s.chars_typed,
+        if s.chars_typed > 0 {
+            s.chars_saved as f64 * 100.0 / s.chars_typed as f64
+        } else {
+            0.0
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ks(s: Option<&str>, visible: bool, consistent: bool) -> Keystroke {
+        Keystroke {
+            latency_ms: Some(10.0),
+            suggestion: s.map(str::to_string),
+            source: None,
+            visible,
+            consistent,
+        }
+    }
+
+    #[test]
+    fn consistency() {
+        assert!(consistent("urn x", "urn x\n"));
+        assert!(consistent("urn x + 1", "urn x"));
+        assert!(!consistent("urn y", "urn x"));
+        assert!(!consistent("", "abc"));
+        assert!(!consistent("abc", ""));
+    }
+
+    #[test]
+    fn saved_chars_follow_accepts() {
+        // Typing "return x": after "r" the suggestion "eturn x" is shown and accepted.
+        let typed = "return x";
+        let mut keys = vec![ks(None, false, false); typed.len()];
+        keys[0] = ks(Some("eturn x"), true, true);
+        assert_eq!(chars_saved(typed, &keys), 6); // 7 chars accepted with one key.
+        // Not visible: nothing saved.
+        keys[0].visible = false;
+        assert_eq!(chars_saved(typed, &keys), 0);
+    }
+}

@@ -1,0 +1,186 @@
+//! `inkling bench tasks`: completion tasks through the same completer the editors use.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ropey::Rope;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::metrics::Summary;
+use crate::complete::Completer;
+use crate::engine::CancelToken;
+use crate::prompt::FileView;
+
+/// One task, exactly as in the task file; extra fields are carried through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    pub language: String,
+    pub repo: Option<String>,
+    pub path: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub expected: String,
+    pub kind: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One prediction line.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Prediction {
+    pub id: String,
+    pub completion: String,
+    pub latency_ms: f64,
+    pub ttft_ms: f64,
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
+    pub generated_tokens: usize,
+    pub draft_accepted: usize,
+    pub draft_proposed: usize,
+}
+
+/// What `bench tasks` writes to report.json.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TasksReport {
+    pub model: String,
+    pub overall: Summary,
+    pub per_kind: BTreeMap<String, Summary>,
+    /// Latencies of every task, for the plots.
+    pub latencies_ms: Vec<f64>,
+}
+
+pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        out.push(
+            serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not a valid line", path.display(), i + 1))?,
+        );
+    }
+    Ok(out)
+}
+
+/// Runs every task (the task's own file is never read from disk: the document is prefix + suffix).
+pub fn run(
+    completer: &Completer,
+    tasks: &[Task],
+    repos_root: Option<&PathBuf>,
+    out: &Path,
+) -> Result<TasksReport> {
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?,
+    );
+    let mut rows: Vec<(String, String, String, f64)> = Vec::new();
+    for (i, task) in tasks.iter().enumerate() {
+        let text = format!("{}{}", task.prefix, task.suffix);
+        let rope = Rope::from_str(&text);
+        let cursor = task.prefix.chars().count();
+        let repo = task.repo.clone().unwrap_or_else(|| "bench".into());
+        // Cross-file context comes from the repo directory (when the repo-context layer is present).
+        let _workspace = repos_root.zip(task.repo.as_ref()).map(|(r, n)| r.join(n));
+        let view = FileView {
+            rope: &rope,
+            cursor,
+            path: &task.path,
+            repo: &repo,
+        };
+        let (_, g) = completer.complete_blocking(&view, None, &[], CancelToken::new())?;
+        let t = &g.timings;
+        let p = Prediction {
+            id: task.id.clone(),
+            completion: g.text.clone(),
+            latency_ms: t.total_ms,
+            ttft_ms: t.ttft_ms,
+            prompt_tokens: t.prompt_tokens,
+            reused_tokens: t.reused_tokens,
+            generated_tokens: t.generated_tokens,
+            draft_accepted: 0,
+            draft_proposed: 0,
+        };
+        serde_json::to_writer(&mut w, &p)?;
+        writeln!(w)?;
+        eprintln!(
+            "[{}/{}] {} ({}): {:.0} ms, {}",
+            i + 1,
+            tasks.len(),
+            task.id,
+            task.kind,
+            t.total_ms,
+            if super::metrics::exact_match(&g.text, &task.expected) {
+                "exact"
+            } else {
+                "miss"
+            }
+        );
+        rows.push((task.kind.clone(), g.text, task.expected.clone(), t.total_ms));
+    }
+    w.flush()?;
+    let mut per_kind = BTreeMap::new();
+    let kinds: std::collections::BTreeSet<&String> = rows.iter().map(|r| &r.0).collect();
+    for k in kinds {
+        per_kind.insert(
+            k.clone(),
+            Summary::of(
+                rows.iter()
+                    .filter(|r| &r.0 == k)
+                    .map(|r| (r.1.as_str(), r.2.as_str(), r.3)),
+            ),
+        );
+    }
+    Ok(TasksReport {
+        model: completer.engine.name(),
+        overall: Summary::of(rows.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3))),
+        per_kind,
+        latencies_ms: rows.iter().map(|r| r.3).collect(),
+    })
+}
+
+/// The results table, optionally with deltas against an older report.
+pub fn table(r: &TasksReport, old: Option<&TasksReport>) -> String {
+    let mut s = format!(
+        "model: {}\n{:<8} {:>4} {:>7} {:>7} {:>9} {:>8} {:>8} {:>8}\n",
+        r.model, "kind", "n", "EM", "ES", "1st-line", "p50 ms", "p90 ms", "p99 ms"
+    );
+    let mut rows: Vec<(&str, &Summary, Option<&Summary>)> = r
+        .per_kind
+        .iter()
+        .map(|(k, v)| (k.as_str(), v, old.and_then(|o| o.per_kind.get(k))))
+        .collect();
+    rows.push(("all", &r.overall, old.map(|o| &o.overall)));
+    for (k, v, o) in rows {
+        s += &format!(
+            "{:<8} {:>4} {:>7.3} {:>7.3} {:>9.3} {:>8.0} {:>8.0} {:>8.0}\n",
+            k,
+            v.n,
+            v.exact_match,
+            v.edit_similarity,
+            v.first_line_exact_match,
+            v.latency_p50_ms,
+            v.latency_p90_ms,
+            v.latency_p99_ms
+        );
+        if let Some(o) = o {
+            s += &format!(
+                "{:<8} {:>4} {:>+7.3} {:>+7.3} {:>+9.3} {:>+8.0} {:>+8.0} {:>+8.0}\n",
+                "  Δ",
+                "",
+                v.exact_match - o.exact_match,
+                v.edit_similarity - o.edit_similarity,
+                v.first_line_exact_match - o.first_line_exact_match,
+                v.latency_p50_ms - o.latency_p50_ms,
+                v.latency_p90_ms - o.latency_p90_ms,
+                v.latency_p99_ms - o.latency_p99_ms
+            );
+        }
+    }
+    s
+}
