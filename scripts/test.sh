@@ -12,6 +12,7 @@ cargo build --release --locked
 cargo clippy --release --locked --all-targets -- -D warnings
 # Tests that load a model must not run in parallel: two llama.cpp thread pools on two cores collapse.
 cargo test --release --locked -- --test-threads=1
-if [ -x tests/editors/run.sh ]; then
-  tests/editors/run.sh
-fi
+# The benchmark on the shipped sets with the default models (both modes), as the README's main job runs it.
+INKLING_BENCH_DIR="${INKLING_BENCH_DIR:-$CARGO_TARGET_DIR/bench-report}" scripts/bench.sh
+# Editor integrations with their real client code; prints the closing `N passed, N failed` line.
+tests/editors/run.sh

@@ -48,6 +48,7 @@ impl Completer {
             stop: plan.stop.clone(),
             max_tokens: self.settings.max_tokens,
             time_cap_after_newline: Some(Duration::from_millis(self.settings.time_cap_ms)),
+            partial: None,
         };
         (plan, req)
     }
@@ -111,10 +112,16 @@ impl Shown {
 
     /// The rest of the suggestion if the user has typed a prefix of it since it was made.
     pub fn typed_through(&self, rope: &Rope, cursor: usize) -> Option<String> {
+        let typed = self.typed_since(rope, cursor)?;
+        let rest = self.suggestion.strip_prefix(typed.as_str())?;
+        (!rest.is_empty()).then(|| rest.to_string())
+    }
+
+    /// The text typed at the cursor since this state, if nothing else changed around it.
+    pub fn typed_since(&self, rope: &Rope, cursor: usize) -> Option<String> {
         if cursor < self.cursor || cursor > rope.len_chars() {
             return None;
         }
-        let typed_len = cursor - self.cursor;
         let before_len = self.before.chars().count();
         if self.cursor < before_len || self.cursor > rope.len_chars() {
             return None;
@@ -122,26 +129,12 @@ impl Shown {
         if rope.slice(self.cursor - before_len..self.cursor) != self.before.as_str() {
             return None;
         }
-        let typed = rope.slice(self.cursor..cursor);
-        let mut sugg = self.suggestion.chars();
-        for c in typed.chars() {
-            if sugg.next() != Some(c) {
-                return None;
-            }
-        }
-        let rest: String = sugg.collect();
-        if rest.is_empty() {
-            return None;
-        }
-        // The text after the cursor must be what it was (editors may add auto-closed pairs,
-        // which then no longer match: recompute in that case).
         let after_len = self.after.chars().count();
         let end = (cursor + after_len).min(rope.len_chars());
         if rope.slice(cursor..end) != self.after.as_str() {
             return None;
         }
-        let _ = typed_len;
-        Some(rest)
+        Some(rope.slice(self.cursor..cursor).to_string())
     }
 
     /// The document and cursor as they would be after accepting this suggestion.

@@ -15,11 +15,12 @@ const CLOSERS: &[char] = &['}', ')', ']'];
 /// What the cursor's surroundings say about how a suggestion should end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StopRules {
-    /// Indentation width (columns) the suggestion's later lines are measured against.
-    pub base_indent: usize,
-    /// The cursor follows a block opener: the body must be deeper than `base_indent`, and one
-    /// closing line at `base_indent` may end the block.
-    pub block_opener: bool,
+    /// Later lines of a suggestion must be indented at least this much (columns); a line indented
+    /// less ends the suggestion, before that line.
+    pub min_indent: usize,
+    /// The cursor is inside a block it just opened: one closing line at this indentation ends the
+    /// block and is kept.
+    pub closer_indent: Option<usize>,
     /// Stop at the first newline.
     pub single_line: bool,
     /// Text after the cursor on the cursor line.
@@ -47,19 +48,27 @@ impl StopRules {
     ) -> Self {
         let tab_width = 4;
         let before = line_before.trim_end();
-        let (base_indent, block_opener) = if !before.trim().is_empty() {
-            (
-                indent_width(line_before, tab_width),
-                before.ends_with(OPENERS),
-            )
+        let (min_indent, closer_indent) = if !before.trim().is_empty() {
+            let own = indent_width(line_before, tab_width);
+            if before.ends_with(OPENERS) {
+                // Right after a block opener: the body is deeper than this line.
+                (own + 1, Some(own))
+            } else {
+                (own, None)
+            }
         } else {
-            // A blank cursor line: the previous non-blank line decides.
+            // A blank cursor line: the cursor's column is the body's indentation, and the previous
+            // non-blank line says whether a block was just opened.
+            let col = indent_width(line_before, tab_width);
             match previous_lines
                 .map(str::trim_end)
                 .find(|l| !l.trim().is_empty())
             {
-                Some(prev) if prev.ends_with(OPENERS) => (indent_width(prev, tab_width), true),
-                _ => (indent_width(line_before, tab_width), false),
+                Some(prev) if prev.ends_with(OPENERS) => {
+                    let p = indent_width(prev, tab_width);
+                    (col.max(p + 1), Some(p))
+                }
+                _ => (col, None),
             }
         };
         let line_rest = line_after.trim_end_matches(['\r', '\n']).to_string();
@@ -74,8 +83,8 @@ impl StopRules {
             .take(3)
             .collect();
         StopRules {
-            base_indent,
-            block_opener,
+            min_indent,
+            closer_indent,
             single_line,
             line_rest,
             next_lines,
@@ -85,13 +94,15 @@ impl StopRules {
 
     /// Called as text streams in: `Some(n)` means keep the first `n` bytes and stop.
     pub fn check(&self, text: &str) -> Option<usize> {
+        // Small models sometimes emit nothing but spaces; no code line starts that way.
+        let current = text.rsplit('\n').next().unwrap_or(text);
+        if current.len() > 32 && current.trim().is_empty() {
+            return Some(text.len() - current.len());
+        }
         if self.single_line {
             return text.find('\n');
         }
-        let mut line_start = match text.find('\n') {
-            Some(i) => i + 1,
-            None => return None,
-        };
+        let mut line_start = text.find('\n')? + 1;
         loop {
             let nl_before = line_start - 1;
             let rest = &text[line_start..];
@@ -105,17 +116,11 @@ impl StopRules {
                     return Some(nl_before);
                 }
                 let indent = indent_width(line, self.tab_width);
-                if self.block_opener && indent <= self.base_indent {
-                    if !trimmed.starts_with(CLOSERS) {
-                        return Some(nl_before);
+                if indent < self.min_indent {
+                    if self.closer_indent == Some(indent) && trimmed.starts_with(CLOSERS) {
+                        // The block's own closing line: keep it, then stop.
+                        return complete.then_some(line_start + line.len());
                     }
-                    // The block's own closing line: keep it, then stop.
-                    if complete {
-                        return Some(line_start + line.len());
-                    }
-                    return None;
-                }
-                if !self.block_opener && indent < self.base_indent {
                     return Some(nl_before);
                 }
                 if complete
@@ -194,7 +199,7 @@ mod tests {
     #[test]
     fn python_body_stops_at_dedent() {
         let r = rules("    ", "", &["def add(a, b):"], &[]);
-        assert!(r.block_opener);
+        assert_eq!((r.min_indent, r.closer_indent), (4, Some(0)));
         let out = run(&r, "return a + b\n\nprint(add(1, 2))\n");
         assert_eq!(out, "return a + b");
     }
@@ -234,6 +239,22 @@ mod tests {
     fn strips_duplicated_closers() {
         let r = rules("    print(", ")", &[], &[]);
         assert_eq!(run(&r, "\"hello\")"), "\"hello\"");
+    }
+
+    #[test]
+    fn body_lines_keep_the_cursor_indentation() {
+        let r = rules("        ", "", &["    for x in xs {"], &[]);
+        let out = run(&r, "let a = 1;\n      let b = 2;\n");
+        assert_eq!(out, "let a = 1;");
+        let out = run(&r, "let a = 1;\n        let b = 2;\n    }\n    next();");
+        assert_eq!(out, "let a = 1;\n        let b = 2;\n    }");
+    }
+
+    #[test]
+    fn runaway_whitespace_stops() {
+        let r = rules("    ", "", &["def f():"], &[]);
+        assert_eq!(r.check(&" ".repeat(40)), Some(0));
+        assert_eq!(r.check(&format!("x = 1\n{}", " ".repeat(40))), Some(6));
     }
 
     #[test]

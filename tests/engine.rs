@@ -114,6 +114,7 @@ fn cancel_stops_a_long_generation() {
         stop: StopRules::default(),
         max_tokens: max,
         time_cap_after_newline: None,
+        partial: None,
     };
     // Reference: how long 200 tokens take uncancelled.
     let t = Instant::now();
@@ -170,6 +171,7 @@ fn prompt_too_long_for_context_is_an_error_not_a_crash() {
         stop: StopRules::default(),
         max_tokens: 8,
         time_cap_after_newline: None,
+        partial: None,
     };
     let r = engine.generate_blocking(req, CancelToken::new());
     assert!(matches!(r, Err(EngineError::Prompt(_))), "{r:?}");

@@ -202,14 +202,24 @@ pub async fn run(
     let root = repos_root
         .cloned()
         .unwrap_or_else(|| PathBuf::from("/bench"));
-    let mut opts = serde_json::to_value(settings)?;
-    opts["debounceMs"] = json!(0);
+    // The editor's settings as they are (debounce included): the replay measures what users get.
+    let opts = serde_json::to_value(settings)?;
     let root_uri = format!("file://{}", root.display());
     write_message(
         &mut stdin,
         &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"processId": null, "rootUri": root_uri, "capabilities": {}, "initializationOptions": opts}}),
     )
     .await?;
+    // The spec wants the initialize result before anything else is sent.
+    loop {
+        let (_, m) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .context("no answer to initialize in 30 s")?
+            .context("the server exited")?;
+        if m["id"] == 0 {
+            break;
+        }
+    }
     write_message(
         &mut stdin,
         &json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),

@@ -146,6 +146,8 @@ pub struct GenerateRequest {
     pub max_tokens: usize,
     /// Once the suggestion has a newline, stop when decoding has taken this long.
     pub time_cap_after_newline: Option<Duration>,
+    /// Receives the text generated so far after each token (for joining requests in flight).
+    pub partial: Option<Arc<tokio::sync::watch::Sender<String>>>,
 }
 
 /// Why generation ended.

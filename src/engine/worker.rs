@@ -396,6 +396,9 @@ impl Worker<'_> {
             };
             bytes.extend_from_slice(&piece[skip..]);
             text = utf8_prefix(&bytes);
+            if let Some(p) = &req.partial {
+                p.send_replace(text.clone());
+            }
             if let Some(cut) = req.stop.check(&text) {
                 keep = Some(cut);
                 stop_reason = StopReason::StopRule;

@@ -21,7 +21,7 @@ use super::protocol::{
 use crate::complete::{Completer, Shown, SuggestionCache};
 use crate::config::Settings;
 use crate::document::{self, Document, Edit};
-use crate::engine::{CancelOnDrop, CancelToken, EngineError, Generation, Generator};
+use crate::engine::{CancelToken, EngineError, Generation, Generator};
 use crate::position::Encoding;
 use crate::prompt::{Anchor, FileView};
 
@@ -70,6 +70,60 @@ struct Answer {
     timings: Option<crate::engine::Timings>,
 }
 
+/// A model job, owned by the server rather than by the request that started it: requests that
+/// only typed through its text wait for it instead of cancelling it.
+struct Job {
+    uri: Uri,
+    /// The document state the job completes.
+    at: Shown,
+    token: CancelToken,
+    partial: tokio::sync::watch::Receiver<String>,
+    done: tokio::sync::watch::Receiver<Option<std::result::Result<Generation, EngineError>>>,
+    /// Requests waiting for this job.
+    waiters: std::sync::atomic::AtomicUsize,
+}
+
+/// How long a job whose requests were all cancelled keeps running, waiting for the next keystroke's
+/// request to join it; editors cancel the previous request on every keystroke.
+const ORPHAN_GRACE: Duration = Duration::from_millis(150);
+
+/// Counts a request waiting on a job; the last one to leave cancels the job after a grace period.
+struct Waiter(Arc<Job>);
+
+impl Waiter {
+    fn new(job: &Arc<Job>) -> Self {
+        job.waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Waiter(Arc::clone(job))
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        if self
+            .0
+            .waiters
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            != 1
+        {
+            return;
+        }
+        let job = Arc::clone(&self.0);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                tokio::time::sleep(ORPHAN_GRACE).await;
+                if job.waiters.load(std::sync::atomic::Ordering::SeqCst) == 0
+                    && job.done.borrow().is_none()
+                {
+                    job.token.cancel();
+                }
+            });
+        } else {
+            job.token.cancel();
+        }
+    }
+}
+
 pub struct Server {
     client: Client,
     loader: Loader,
@@ -78,8 +132,10 @@ pub struct Server {
     engine: RwLock<EngineState>,
     encoding: RwLock<Encoding>,
     root: RwLock<Option<PathBuf>>,
-    /// The engine job of the newest request: the next request cancels it.
-    inflight: Mutex<Option<CancelToken>>,
+    /// The newest request: a newer one makes it answer null (latest wins).
+    latest: Mutex<Option<CancelToken>>,
+    /// The model job in flight; a request that only typed through its text so far joins it.
+    job: Mutex<Option<Arc<Job>>>,
     prefetch: Mutex<Option<CancelToken>>,
     /// Bumped on each (re)load so an old load finishing late does not win.
     generation: std::sync::atomic::AtomicU64,
@@ -96,7 +152,8 @@ impl Server {
             engine: RwLock::new(EngineState::Loading),
             encoding: RwLock::new(Encoding::Utf16),
             root: RwLock::new(None),
-            inflight: Mutex::new(None),
+            latest: Mutex::new(None),
+            job: Mutex::new(None),
             prefetch: Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
             progress_supported: std::sync::atomic::AtomicBool::new(false),
@@ -246,21 +303,105 @@ impl Server {
             .unwrap_or_else(|| "workspace".into())
     }
 
-    /// Replaces the in-flight job with a new one (latest wins) and stops prefetch work.
-    fn supersede(&self) -> CancelToken {
+    /// Registers a new request: older requests give up (they answer null).
+    fn new_request(&self) -> CancelToken {
         let token = CancelToken::new();
         if let Some(old) = self
-            .inflight
+            .latest
             .lock()
-            .expect("inflight lock")
+            .expect("latest lock")
             .replace(token.clone())
         {
             old.cancel();
         }
+        token
+    }
+
+    /// Stops the model job in flight and any prefetch work.
+    fn cancel_jobs(&self) {
+        if let Some(j) = self.job.lock().expect("job lock").take() {
+            j.token.cancel();
+        }
         if let Some(p) = self.prefetch.lock().expect("prefetch lock").take() {
             p.cancel();
         }
-        token
+    }
+
+    /// The job in flight, if the user has only typed what it is generating since it started.
+    fn joinable(&self, uri: &Uri, rope: &Rope, cursor: usize) -> Option<Arc<Job>> {
+        let job = self.job.lock().expect("job lock").clone()?;
+        if &job.uri != uri || job.token.is_cancelled() || job.done.borrow().is_some() {
+            return None;
+        }
+        let typed = job.at.typed_since(rope, cursor)?;
+        let partial = job.partial.borrow();
+        (partial.starts_with(&typed) || typed.starts_with(partial.as_str()))
+            .then(|| Arc::clone(&job))
+    }
+
+    /// Starts a model job for this state, replacing the one in flight.
+    #[allow(clippy::too_many_arguments)]
+    fn start_job(
+        self: &Arc<Self>,
+        uri: &Uri,
+        rope: &Rope,
+        cursor: usize,
+        anchor: Option<Anchor>,
+        completer: Completer,
+        path: String,
+        repo: String,
+    ) -> Arc<Job> {
+        self.cancel_jobs();
+        let view = FileView {
+            rope,
+            cursor,
+            path: &path,
+            repo: &repo,
+        };
+        let (plan, mut req) = completer.request(&view, anchor.as_ref(), &[]);
+        let (ptx, prx) = tokio::sync::watch::channel(String::new());
+        req.partial = Some(Arc::new(ptx));
+        let (dtx, drx) = tokio::sync::watch::channel(None);
+        let token = CancelToken::new();
+        let job = Arc::new(Job {
+            uri: uri.clone(),
+            at: Shown::new(rope, cursor, String::new(), false),
+            token: token.clone(),
+            partial: prx,
+            done: drx,
+            waiters: std::sync::atomic::AtomicUsize::new(0),
+        });
+        *self.job.lock().expect("job lock") = Some(Arc::clone(&job));
+        let rx = completer.engine.submit(req, token);
+        let me = Arc::clone(self);
+        let (uri, rope) = (uri.clone(), rope.clone());
+        tokio::spawn(async move {
+            let result = rx.await.unwrap_or(Err(EngineError::Gone));
+            if let Ok(g) = &result {
+                if let Some(mut state) = me.docs.get_mut(&uri) {
+                    state.anchor = Some(plan.anchor);
+                    if !g.text.is_empty() {
+                        state
+                            .cache
+                            .insert(Shown::new(&rope, cursor, g.text.clone(), false));
+                    }
+                }
+                if !g.text.is_empty() {
+                    me.spawn_prefetch(
+                        uri,
+                        &rope,
+                        cursor,
+                        &g.text,
+                        plan.anchor,
+                        &completer,
+                        &path,
+                        &repo,
+                    );
+                }
+            }
+            dtx.send_replace(Some(result));
+        });
+        job
     }
 
     /// The shared path of all three completion requests.
@@ -330,6 +471,7 @@ impl Server {
         }
         let end = start_pos;
 
+        let token = self.new_request();
         // Typed-through or prefetched: no model needed.
         if lead.is_empty() {
             let hit = self
@@ -337,7 +479,6 @@ impl Server {
                 .get(uri)
                 .and_then(|s| s.cache.lookup(&rope, cursor));
             if let Some((text, prefetched)) = hit {
-                self.supersede();
                 return Ok(Some(Answer {
                     text,
                     start,
@@ -352,74 +493,90 @@ impl Server {
                 }));
             }
         }
-
-        let token = self.supersede();
-        let _guard = CancelOnDrop(token.clone());
-        if !invoked && settings.debounce_ms > 0 {
-            tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(settings.debounce_ms)) => {}
-                () = token.cancelled() => return Ok(None),
-            }
-        }
         let Some(engine) = self.generator() else {
             return Ok(None);
         };
-        let completer = Completer::new(engine, settings);
+        let completer = Completer::new(engine, settings.clone());
         let repo = self.repo_name();
-        let view = FileView {
-            rope: &rope,
-            cursor,
-            path: &path,
-            repo: &repo,
+
+        // Typing through what the model is still writing: wait for it instead of starting over.
+        let mut joined = if lead.is_empty() {
+            self.joinable(uri, &rope, cursor)
+        } else {
+            None
         };
-        let (plan, req) = completer.request(&view, anchor.as_ref(), &[]);
-        let rx = completer.engine.submit(req, token.clone());
-        let result = tokio::select! {
-            r = rx => r.unwrap_or(Err(EngineError::Gone)),
-            () = token.cancelled() => Err(EngineError::Cancelled),
-        };
-        let generation: Generation = match result {
-            Ok(g) => g,
-            Err(EngineError::Cancelled) => return Ok(None),
-            Err(e) => {
-                tracing::warn!("completion failed: {e}");
-                return Ok(None);
-            }
-        };
-        if lead.is_empty() {
-            if let Some(mut state) = self.docs.get_mut(uri) {
-                state.anchor = Some(plan.anchor);
-                if !generation.text.is_empty() {
-                    state
-                        .cache
-                        .insert(Shown::new(&rope, cursor, generation.text.clone(), false));
+        loop {
+            let job = match joined.take() {
+                Some(j) => j,
+                None => {
+                    if !invoked && settings.debounce_ms > 0 {
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_millis(settings.debounce_ms)) => {}
+                            () = token.cancelled() => return Ok(None),
+                        }
+                    }
+                    self.start_job(
+                        uri,
+                        &rope,
+                        cursor,
+                        anchor,
+                        completer.clone(),
+                        path.clone(),
+                        repo.clone(),
+                    )
                 }
-            }
-            if !generation.text.is_empty() {
-                self.spawn_prefetch(
-                    uri.clone(),
-                    &rope,
-                    cursor,
-                    &generation.text,
-                    plan.anchor,
-                    &completer,
-                    &path,
-                    &repo,
-                );
+            };
+            let _waiting = Waiter::new(&job);
+            let mut done = job.done.clone();
+            let result = tokio::select! {
+                r = done.wait_for(Option::is_some) => match r {
+                    Ok(v) => v.clone().unwrap_or(Err(EngineError::Gone)),
+                    Err(_) => Err(EngineError::Gone),
+                },
+                () = token.cancelled() => return Ok(None),
+            };
+            let generation = match result {
+                Ok(g) => g,
+                Err(EngineError::Cancelled) => return Ok(None),
+                Err(e) => {
+                    tracing::warn!("completion failed: {e}");
+                    return Ok(None);
+                }
+            };
+            let fresh = job.at.cursor == cursor;
+            let text = if fresh {
+                Some(generation.text.clone())
+            } else {
+                let shown = Shown {
+                    suggestion: generation.text.clone(),
+                    ..job.at.clone()
+                };
+                shown.typed_through(&rope, cursor)
+            };
+            match text {
+                Some(t) => {
+                    let text = format!("{lead}{t}");
+                    if text.is_empty() {
+                        return Ok(None);
+                    }
+                    return Ok(Some(Answer {
+                        text,
+                        start,
+                        end,
+                        source: if fresh {
+                            Source::Model
+                        } else {
+                            Source::TypedThrough
+                        },
+                        latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+                        timings: Some(generation.timings),
+                    }));
+                }
+                // The joined job wrote something else than what was typed: ask the model anew.
+                None if !fresh => continue,
+                None => return Ok(None),
             }
         }
-        let text = format!("{lead}{}", generation.text);
-        if text.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Answer {
-            text,
-            start,
-            end,
-            source: Source::Model,
-            latency_ms: t0.elapsed().as_secs_f64() * 1e3,
-            timings: Some(generation.timings),
-        }))
     }
 
     /// Computes, in idle engine time, the suggestion that follows accepting `suggestion`; this
@@ -658,12 +815,10 @@ impl LanguageServer for Handle {
     }
 
     async fn shutdown(&self) -> Result<()> {
-        if let Some(t) = self.0.inflight.lock().expect("inflight lock").take() {
+        if let Some(t) = self.0.latest.lock().expect("latest lock").take() {
             t.cancel();
         }
-        if let Some(t) = self.0.prefetch.lock().expect("prefetch lock").take() {
-            t.cancel();
-        }
+        self.0.cancel_jobs();
         Ok(())
     }
 
