@@ -14,6 +14,7 @@ use ropey::Rope;
 use crate::config::Settings;
 use crate::engine::{CancelToken, EngineError, GenerateRequest, Generation, Generator};
 use crate::prompt::{self, Anchor, ContextFile, FileView, Plan};
+use crate::syntax::{self, Shape, Syntax};
 
 /// Builds engine requests from settings.
 #[derive(Clone)]
@@ -35,7 +36,43 @@ impl Completer {
         Completer { engine, settings }
     }
 
-    /// Plans the prompt and the request for `view`.
+    /// What kind of suggestion fits at the cursor; `Nothing` means do not ask the model.
+    pub fn shape(&self, syntax: Option<&Syntax>, view: &FileView) -> Shape {
+        if !self.settings.syntax {
+            return Shape::Block;
+        }
+        syntax::shape(syntax, view.rope, view.cursor)
+    }
+
+    /// Trims a finished suggestion to the code around it (the end of its block, no repeated
+    /// closers, nothing that breaks a file that parsed). Empty: show nothing.
+    pub fn fit(&self, syntax: Option<&Syntax>, view: &FileView, text: &str) -> String {
+        if !self.settings.syntax || text.is_empty() {
+            return text.to_string();
+        }
+        syntax::fit(syntax, view.rope, view.cursor, text).unwrap_or_default()
+    }
+
+    /// Plans the prompt and the request for `view`, shaped by the syntax tree when there is one.
+    pub fn request_shaped(
+        &self,
+        view: &FileView,
+        anchor: Option<&Anchor>,
+        context: &[ContextFile],
+        shape: Shape,
+    ) -> (Plan, GenerateRequest) {
+        let (plan, mut req) = self.request(view, anchor, context);
+        if self.settings.syntax {
+            match shape {
+                Shape::Line => req.stop.single_line = true,
+                Shape::Block => req.stop.single_line = false,
+                Shape::Nothing => {}
+            }
+        }
+        (plan, req)
+    }
+
+    /// Plans the prompt and the request for `view` (text rules only).
     pub fn request(
         &self,
         view: &FileView,
@@ -49,11 +86,12 @@ impl Completer {
             max_tokens: self.settings.max_tokens,
             time_cap_after_newline: Some(Duration::from_millis(self.settings.time_cap_ms)),
             partial: None,
+            speculation: self.settings.speculation,
         };
         (plan, req)
     }
 
-    /// One blocking completion (CLI, tests).
+    /// One blocking completion (CLI, tests, benchmark), with the syntax rules when `syntax` is given.
     pub fn complete_blocking(
         &self,
         view: &FileView,
@@ -61,12 +99,34 @@ impl Completer {
         context: &[ContextFile],
         cancel: CancelToken,
     ) -> Result<(Plan, Generation), EngineError> {
-        let (plan, req) = self.request(view, anchor, context);
-        let g = self
+        self.complete_with_syntax(None, view, anchor, context, cancel)
+    }
+
+    pub fn complete_with_syntax(
+        &self,
+        syntax: Option<&Syntax>,
+        view: &FileView,
+        anchor: Option<&Anchor>,
+        context: &[ContextFile],
+        cancel: CancelToken,
+    ) -> Result<(Plan, Generation), EngineError> {
+        let shape = self.shape(syntax, view);
+        let (plan, req) = self.request_shaped(view, anchor, context, shape);
+        if shape == Shape::Nothing {
+            let g = Generation {
+                text: String::new(),
+                raw: String::new(),
+                stop_reason: crate::engine::StopReason::StopRule,
+                timings: Default::default(),
+            };
+            return Ok((plan, g));
+        }
+        let mut g = self
             .engine
             .submit(req, cancel)
             .blocking_recv()
             .unwrap_or(Err(EngineError::Gone))?;
+        g.text = self.fit(syntax, view, &g.text);
         Ok((plan, g))
     }
 }

@@ -12,4 +12,6 @@ pub mod engine;
 pub mod lsp;
 pub mod position;
 pub mod prompt;
+pub mod speculative;
 pub mod stop;
+pub mod syntax;

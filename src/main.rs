@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use ropey::Rope;
 
 use inkling::complete::Completer;
-use inkling::config::Settings;
+use inkling::config::{Settings, Speculation};
 use inkling::engine::{CancelToken, Engine, Generation};
 use inkling::position::{self, Encoding};
 use inkling::prompt::{Anchor, FileView};
@@ -42,6 +42,15 @@ struct ModelArgs {
     /// Layers to offload to the GPU (builds with `--features cuda`)
     #[arg(long)]
     gpu_layers: Option<u32>,
+    /// Speculative decoding; every mode returns the same text [default: off on CPU builds, auto with cuda]
+    #[arg(long, value_enum)]
+    speculation: Option<Speculation>,
+    /// Do not use the syntax tree to shape and trim suggestions (text rules only)
+    #[arg(long)]
+    no_syntax: bool,
+    /// Draft model for speculation [default in auto/draft mode: the 0.5B in ~/.cache/inkling/models]
+    #[arg(long)]
+    draft_model: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -52,6 +61,9 @@ impl ModelArgs {
             context_size: self.ctx_size,
             max_tokens: self.max_tokens,
             gpu_layers: self.gpu_layers,
+            speculation: self.speculation.unwrap_or_default(),
+            draft_model: self.draft_model.clone(),
+            syntax: !self.no_syntax,
             ..Settings::default()
         }
     }
@@ -234,7 +246,9 @@ fn complete(
             path: &path,
             repo: &repo,
         };
-        completer.complete_blocking(&view, anchor, &[], CancelToken::new())
+        let syntax =
+            inkling::syntax::Lang::from_path(&path).map(|l| inkling::syntax::Syntax::new(l, rope));
+        completer.complete_with_syntax(syntax.as_ref(), &view, anchor, &[], CancelToken::new())
     };
     let (plan, first) = run(&rope, cursor, None)?;
     let mut results = vec![("cold", first)];

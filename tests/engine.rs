@@ -115,6 +115,7 @@ fn cancel_stops_a_long_generation() {
         max_tokens: max,
         time_cap_after_newline: None,
         partial: None,
+        speculation: inkling::config::Speculation::Off,
     };
     // Reference: how long 200 tokens take uncancelled.
     let t = Instant::now();
@@ -172,6 +173,7 @@ fn prompt_too_long_for_context_is_an_error_not_a_crash() {
         max_tokens: 8,
         time_cap_after_newline: None,
         partial: None,
+        speculation: inkling::config::Speculation::Off,
     };
     let r = engine.generate_blocking(req, CancelToken::new());
     assert!(matches!(r, Err(EngineError::Prompt(_))), "{r:?}");

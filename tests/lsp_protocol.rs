@@ -101,7 +101,7 @@ async fn start(counters: Arc<Counters>, capabilities: Value) -> (TestClient, Val
         Arc::new(move |_, _| Ok(Arc::new(Fake(Arc::clone(&counters))) as Arc<dyn Generator>));
     let mut c = start_with(loader);
     let init = c
-        .initialize(json!({"debounceMs": 0}), capabilities)
+        .initialize(json!({"debounceMs": 0, "syntax": false}), capabilities)
         .await
         .unwrap();
     c.wait_ready(Duration::from_secs(5)).await.unwrap();
@@ -363,9 +363,12 @@ async fn configuration_changes_merge_and_reload_only_when_needed() {
         Ok(Arc::new(Fake(Arc::default())) as Arc<dyn Generator>)
     });
     let mut c = start_with(loader);
-    c.initialize(json!({"debounceMs": 0, "maxTokens": 7}), json!({}))
-        .await
-        .unwrap();
+    c.initialize(
+        json!({"debounceMs": 0, "maxTokens": 7, "syntax": false}),
+        json!({}),
+    )
+    .await
+    .unwrap();
     c.wait_ready(Duration::from_secs(5)).await.unwrap();
     c.open(URI, "python", "x = 1\n").await.unwrap();
     // Only `enable` changes: the other settings stay, and the model is not reloaded.

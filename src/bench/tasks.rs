@@ -51,6 +51,19 @@ pub struct TasksReport {
     pub per_kind: BTreeMap<String, Summary>,
     /// Latencies of every task, for the plots.
     pub latencies_ms: Vec<f64>,
+    /// Of the tasks in a language with a grammar whose file parses without errors as given:
+    /// the share whose file still parses with the suggestion inserted.
+    #[serde(default)]
+    pub parseable_share: Option<f64>,
+}
+
+/// Whether `text` parses without errors in the language of `syn`.
+fn parses(syn: &crate::syntax::Syntax, text: &str) -> bool {
+    let rope = Rope::from_str(text);
+    !crate::syntax::Syntax::new(syn.lang(), &rope)
+        .tree()
+        .root_node()
+        .has_error()
 }
 
 pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
@@ -80,6 +93,7 @@ pub fn run(
         std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?,
     );
     let mut rows: Vec<(String, String, String, f64)> = Vec::new();
+    let (mut checked, mut parseable_count) = (0usize, 0usize);
     for (i, task) in tasks.iter().enumerate() {
         let text = format!("{}{}", task.prefix, task.suffix);
         let rope = Rope::from_str(&text);
@@ -93,7 +107,24 @@ pub fn run(
             path: &task.path,
             repo: &repo,
         };
-        let (_, g) = completer.complete_blocking(&view, None, &[], CancelToken::new())?;
+        let syntax = crate::syntax::Lang::from_language_id(&task.language)
+            .or_else(|| crate::syntax::Lang::from_path(&task.path))
+            .map(|l| crate::syntax::Syntax::new(l, &rope));
+        let (_, g) = completer.complete_with_syntax(
+            syntax.as_ref(),
+            &view,
+            None,
+            &[],
+            CancelToken::new(),
+        )?;
+        let parseable = syntax.as_ref().and_then(|syn| {
+            // Only files that parse with the expected text can tell.
+            parses(
+                syn,
+                &format!("{}{}{}", task.prefix, task.expected, task.suffix),
+            )
+            .then(|| parses(syn, &format!("{}{}{}", task.prefix, g.text, task.suffix)))
+        });
         let t = &g.timings;
         let p = Prediction {
             id: task.id.clone(),
@@ -103,8 +134,8 @@ pub fn run(
             prompt_tokens: t.prompt_tokens,
             reused_tokens: t.reused_tokens,
             generated_tokens: t.generated_tokens,
-            draft_accepted: 0,
-            draft_proposed: 0,
+            draft_accepted: t.draft_accepted,
+            draft_proposed: t.draft_proposed,
         };
         serde_json::to_writer(&mut w, &p)?;
         writeln!(w)?;
@@ -122,6 +153,10 @@ pub fn run(
             }
         );
         rows.push((task.kind.clone(), g.text, task.expected.clone(), t.total_ms));
+        if let Some(p) = parseable {
+            checked += 1;
+            parseable_count += usize::from(p);
+        }
     }
     w.flush()?;
     let mut per_kind = BTreeMap::new();
@@ -141,6 +176,7 @@ pub fn run(
         overall: Summary::of(rows.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3))),
         per_kind,
         latencies_ms: rows.iter().map(|r| r.3).collect(),
+        parseable_share: (checked > 0).then(|| parseable_count as f64 / checked as f64),
     })
 }
 
@@ -156,6 +192,13 @@ pub fn table(r: &TasksReport, old: Option<&TasksReport>) -> String {
         .map(|(k, v)| (k.as_str(), v, old.and_then(|o| o.per_kind.get(k))))
         .collect();
     rows.push(("all", &r.overall, old.map(|o| &o.overall)));
+    let parse_line = match r.parseable_share {
+        Some(p) => format!(
+            "suggestions leaving the file parseable: {:.1}%\n",
+            p * 100.0
+        ),
+        None => String::new(),
+    };
     for (k, v, o) in rows {
         s += &format!(
             "{:<8} {:>4} {:>7.3} {:>7.3} {:>9.3} {:>8.0} {:>8.0} {:>8.0}\n",
@@ -182,5 +225,5 @@ pub fn table(r: &TasksReport, old: Option<&TasksReport>) -> String {
             );
         }
     }
-    s
+    s + &parse_line
 }

@@ -38,6 +38,10 @@ pub struct EngineConfig {
     /// Layers offloaded to the GPU (needs the `cuda` feature).
     pub gpu_layers: u32,
     pub progress: Option<ProgressFn>,
+    /// A smaller model with the same vocabulary, for speculative decoding.
+    pub draft_model: Option<PathBuf>,
+    /// llama.cpp's automatic flash attention (faster prompts); off when speculating, for exactness.
+    pub flash_attention: bool,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -47,6 +51,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("threads", &self.threads)
             .field("ctx_size", &self.ctx_size)
             .field("gpu_layers", &self.gpu_layers)
+            .field("draft_model", &self.draft_model)
+            .field("flash_attention", &self.flash_attention)
             .finish_non_exhaustive()
     }
 }
@@ -59,6 +65,8 @@ impl EngineConfig {
             ctx_size: 4096,
             gpu_layers: if cfg!(feature = "cuda") { 999 } else { 0 },
             progress: None,
+            draft_model: None,
+            flash_attention: true,
         }
     }
 }
@@ -148,6 +156,8 @@ pub struct GenerateRequest {
     pub time_cap_after_newline: Option<Duration>,
     /// Receives the text generated so far after each token (for joining requests in flight).
     pub partial: Option<Arc<tokio::sync::watch::Sender<String>>>,
+    /// How to use speculative decoding; the answer is the same in every mode.
+    pub speculation: crate::config::Speculation,
 }
 
 /// Why generation ended.
@@ -175,6 +185,9 @@ pub struct Timings {
     /// Milliseconds the job waited in the queue before the engine took it.
     pub queue_ms: f64,
     pub tokens_per_second: f64,
+    /// Speculative decoding: tokens proposed and accepted.
+    pub draft_proposed: usize,
+    pub draft_accepted: usize,
 }
 
 /// A finished suggestion.
@@ -197,6 +210,8 @@ pub struct ModelInfo {
     pub n_ctx: u32,
     pub n_ctx_train: u32,
     pub n_vocab: i32,
+    /// The draft model's path, when one is loaded.
+    pub draft: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

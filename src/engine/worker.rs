@@ -23,6 +23,11 @@ use super::{
     EngineConfig, EngineError, GenerateRequest, Generation, Job, ModelInfo, StopReason, Timings,
 };
 use crate::prompt::Piece;
+use crate::speculative::{Choice, Policy, PromptLookup};
+
+/// Logit gap below which a batched verification defers to a one-token pass (numeric noise
+/// between batch sizes is far smaller).
+const TIE_MARGIN: f32 = 0.1;
 
 /// Prompt tokens per decode call: small enough to notice a cancel quickly, large enough to stay
 /// within a few percent of full-batch speed on CPU.
@@ -70,14 +75,35 @@ pub(super) fn run(
         }
     };
     let (model, info) = started;
+    let draft_model = match config
+        .draft_model
+        .as_ref()
+        .map(|p| load_draft(p, &model, &info))
+    {
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+        None => None,
+    };
     let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
-    let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(config.ctx_size.max(256)))
-        .with_n_batch(512)
-        .with_n_ubatch(512)
-        .with_n_threads(threads)
-        .with_n_threads_batch(threads);
-    let ctx = match model.new_context(backend_or_unreachable(), params) {
+    let params = || {
+        let p = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(config.ctx_size.max(256)))
+            .with_n_batch(512)
+            .with_n_ubatch(512)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        // Flash attention makes a batched pass round differently from one-token passes, so
+        // speculation (which must match plain decoding exactly) runs without it.
+        if config.flash_attention {
+            p
+        } else {
+            p.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        }
+    };
+    let ctx = match model.new_context(backend_or_unreachable(), params()) {
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(EngineError::Load(format!(
@@ -87,9 +113,27 @@ pub(super) fn run(
             return;
         }
     };
+    let draft = match draft_model
+        .as_ref()
+        .map(|m| m.new_context(backend_or_unreachable(), params()))
+    {
+        Some(Ok(c)) => Some(Draft {
+            ctx: c,
+            cached: Vec::new(),
+            batch: LlamaBatch::new(512, 1),
+        }),
+        Some(Err(e)) => {
+            let _ = ready.send(Err(EngineError::Load(format!(
+                "cannot create a context for the draft model: {e}"
+            ))));
+            return;
+        }
+        None => None,
+    };
     let mut info = info;
     info.n_ctx = ctx.n_ctx();
-    tracing::info!(model = %info.name, n_ctx = info.n_ctx, threads, fim = ?info.fim.family, "model loaded");
+    info.draft = config.draft_model.as_ref().map(|p| p.display().to_string());
+    tracing::info!(model = %info.name, n_ctx = info.n_ctx, threads, fim = ?info.fim.family, draft = ?info.draft, "model loaded");
     let fim = info.fim.clone();
     if ready.send(Ok(info)).is_err() {
         return;
@@ -100,6 +144,7 @@ pub(super) fn run(
         .tokens()
         .map(|t| vocab.token_to_piece(t, false, None))
         .collect();
+    let has_draft = draft.is_some();
     let mut w = Worker {
         model: &model,
         ctx,
@@ -107,8 +152,19 @@ pub(super) fn run(
         cached: Vec::new(),
         batch: LlamaBatch::new(512, 1),
         pieces,
+        draft,
+        policy: Policy::new(crate::config::Speculation::Auto, has_draft),
+        lookup: PromptLookup::default(),
     };
-    while let Ok(job) = jobs.recv() {
+    let mut next_job: Option<Job> = None;
+    loop {
+        let job = match next_job.take() {
+            Some(j) => j,
+            None => match jobs.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+        };
         let queue_ms = job.queued_at.elapsed().as_secs_f64() * 1e3;
         let result = if job.cancel.is_cancelled() {
             Err(EngineError::Cancelled)
@@ -119,7 +175,59 @@ pub(super) fn run(
             })
         };
         let _ = job.reply.send(result);
+        // Idle time: bring the draft model's cache up to the target's, one chunk at a time, so
+        // that the next request can draft without re-reading the prompt. A new job pre-empts it.
+        while w.draft_worth_warming() {
+            match jobs.try_recv() {
+                Ok(j) => {
+                    next_job = Some(j);
+                    break;
+                }
+                Err(mpsc::TryRecvError::Disconnected) => return,
+                Err(mpsc::TryRecvError::Empty) => {
+                    if !w.warm_draft_chunk() {
+                        break;
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Loads the draft model and checks that it reads tokens the same way as the target.
+fn load_draft(
+    path: &std::path::Path,
+    target: &LlamaModel,
+    info: &ModelInfo,
+) -> Result<LlamaModel, EngineError> {
+    check_model_file(path)?;
+    let params = LlamaModelParams::default();
+    let draft = LlamaModel::load_from_file(backend()?, path, &params).map_err(|e| {
+        EngineError::Load(format!("cannot load draft model {}: {e}", path.display()))
+    })?;
+    let (tv, dv) = (target.vocab(), draft.vocab());
+    let same_size = target.n_vocab() == draft.n_vocab();
+    let probe = (0..target.n_vocab().min(draft.n_vocab()))
+        .step_by(97)
+        .map(LlamaToken)
+        .chain([
+            LlamaToken(info.fim.prefix),
+            LlamaToken(info.fim.suffix),
+            LlamaToken(info.fim.middle),
+        ]);
+    let same_text = probe
+        .into_iter()
+        .all(|t| tv.token_to_piece(t, true, None) == dv.token_to_piece(t, true, None));
+    if !(same_size && same_text) {
+        return Err(EngineError::Load(format!(
+            "draft model {} does not share the vocabulary of {} ({} vs {} tokens); speculation needs the same tokenizer",
+            path.display(),
+            info.name,
+            draft.n_vocab(),
+            target.n_vocab()
+        )));
+    }
+    Ok(draft)
 }
 
 fn backend_or_unreachable() -> &'static LlamaBackend {
@@ -164,6 +272,7 @@ fn start(config: &EngineConfig) -> Result<(LlamaModel, ModelInfo), EngineError> 
         n_ctx: config.ctx_size,
         n_ctx_train: model.n_ctx_train(),
         n_vocab: model.n_vocab(),
+        draft: None,
     };
     Ok((model, info))
 }
@@ -176,6 +285,9 @@ struct Worker<'m> {
     cached: Vec<LlamaToken>,
     batch: LlamaBatch<'static>,
     pieces: Vec<Vec<u8>>,
+    draft: Option<Draft<'m>>,
+    policy: Policy,
+    lookup: PromptLookup,
 }
 
 /// Text of the valid UTF-8 in `bytes`; an incomplete character at the end waits for more bytes,
@@ -269,10 +381,26 @@ impl Worker<'_> {
         Ok(())
     }
 
-    /// Greedy choice; with `heal`, only among tokens that agree with those bytes (start with
-    /// them, or are a non-empty prefix of them).
-    fn argmax(&self, heal: Option<&[u8]>) -> LlamaToken {
-        let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
+    /// Greedy choice at batch row `i` and its lead over the runner-up.
+    fn argmax_margin_at(&self, i: i32) -> (i32, f32) {
+        let logits = self.ctx.get_logits_ith(i);
+        let (mut best, mut top, mut second) = (0usize, f32::NEG_INFINITY, f32::NEG_INFINITY);
+        for (i, v) in logits.iter().enumerate() {
+            if *v > top {
+                second = top;
+                top = *v;
+                best = i;
+            } else if *v > second {
+                second = *v;
+            }
+        }
+        (best as i32, top - second)
+    }
+
+    /// Greedy choice at batch row `i`; with `heal`, only among tokens that agree with those
+    /// bytes (start with them, or are a non-empty prefix of them).
+    fn argmax_at(&self, i: i32, heal: Option<&[u8]>) -> LlamaToken {
+        let logits = self.ctx.get_logits_ith(i);
         let mut best: Option<usize> = None;
         for (i, v) in logits.iter().enumerate() {
             if best.is_some_and(|b| *v <= logits[b]) {
@@ -367,67 +495,96 @@ impl Worker<'_> {
             });
         }
 
-        let vocab = self.model.vocab();
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut text = String::new();
-        let mut stop_reason = StopReason::MaxTokens;
-        let mut keep: Option<usize> = None;
+        let mut out = Decoded::default();
         let decode_start = Instant::now();
-        loop {
-            let healing = heal.take().filter(|h| !h.is_empty());
-            let token = self.argmax(healing.as_deref());
-            if timings.generated_tokens == 0 {
-                timings.ttft_ms = t0.elapsed().as_secs_f64() * 1e3;
-            }
-            if self.is_stop(token) {
-                stop_reason = StopReason::EndOfText;
+        // Speculation needs the plain argmax of the first token(s) while healing constrains them.
+        let mut next = self.argmax_at(self.batch.n_tokens() - 1, heal.as_deref());
+        timings.ttft_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let stop: (StopReason, Option<usize>);
+        self.policy.mode = req.speculation;
+        let mut context: Vec<LlamaToken> = tokens.clone();
+        'decode: loop {
+            // `next` is the greedy token at the end of `context`; it is not in the KV cache yet.
+            if let Some(s) = self.accept_token(next, &mut heal, &mut out, req, decode_start) {
+                stop = s;
                 break;
             }
-            timings.generated_tokens += 1;
-            let piece = vocab.token_to_piece(token, false, None);
-            let skip = match healing {
-                // A shorter token covered part of the healed text: constrain the next one too.
-                Some(h) if h.len() > piece.len() => {
-                    heal = Some(h[piece.len()..].to_vec());
-                    piece.len()
-                }
-                Some(h) => h.len(),
-                None => 0,
-            };
-            bytes.extend_from_slice(&piece[skip..]);
-            text = utf8_prefix(&bytes);
-            if let Some(p) = &req.partial {
-                p.send_replace(text.clone());
-            }
-            if let Some(cut) = req.stop.check(&text) {
-                keep = Some(cut);
-                stop_reason = StopReason::StopRule;
-                break;
-            }
-            if timings.generated_tokens >= req.max_tokens {
-                break;
-            }
-            if let Some(cap) = req.time_cap_after_newline {
-                if text.contains('\n') && decode_start.elapsed() >= cap {
-                    // Keep whole lines only.
-                    keep = text.rfind('\n');
-                    stop_reason = StopReason::TimeCap;
-                    break;
-                }
-            }
+            context.push(next);
             if job.cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            self.eval(&[token], true)?;
+            let lookup = if heal.is_none() {
+                self.lookup.propose(&as_ids(&context), 8)
+            } else {
+                Vec::new()
+            };
+            let choice = if heal.is_some() {
+                Choice::Plain
+            } else {
+                self.policy.choose(lookup.len())
+            };
+            let draft: Vec<LlamaToken> = match choice {
+                Choice::Plain => Vec::new(),
+                Choice::Lookup(k) => lookup.iter().take(k).map(|t| LlamaToken(*t)).collect(),
+                Choice::Draft(k) => self.draft_propose(&context, k, &job.cancel)?,
+            };
+            let base = self.cached.len();
+            let mut batch = vec![next];
+            batch.extend_from_slice(&draft);
+            let t = Instant::now();
+            self.eval_all(&batch)?;
+            self.policy
+                .record_batch(batch.len(), t.elapsed().as_secs_f64() * 1e3);
+            if draft.is_empty() {
+                next = self.argmax_at(0, heal.as_deref());
+                continue;
+            }
+            let rows: Vec<(i32, f32)> = (0..batch.len())
+                .map(|i| self.argmax_margin_at(i as i32))
+                .collect();
+            let targets: Vec<i32> = rows.iter().map(|r| r.0).collect();
+            let (verified, after) = crate::speculative::verify(&as_ids(&draft), &targets);
+            // A batch's logits differ from one-token passes in the last bits; where the top two
+            // are that close, only a one-token pass decides as plain decoding would.
+            let sure = rows
+                .iter()
+                .position(|r| r.1 < TIE_MARGIN)
+                .unwrap_or(rows.len());
+            let accepted = verified.min(sure);
+            self.policy.record_accept(choice, draft.len(), accepted);
+            timings.draft_proposed += draft.len();
+            timings.draft_accepted += accepted;
+            // Roll back the rejected tail; the accepted tokens stay in the cache.
+            self.truncate(base + 1 + accepted);
+            for (j, d) in draft[..accepted].iter().enumerate() {
+                if let Some(s) = self.accept_token(*d, &mut heal, &mut out, req, decode_start) {
+                    // Plain decoding never evaluates the token it stops at.
+                    self.truncate(base + 1 + j);
+                    stop = s;
+                    break 'decode;
+                }
+                context.push(*d);
+            }
+            next = if accepted < sure {
+                LlamaToken(after)
+            } else {
+                // Re-read the last accepted token alone for the next token's logits.
+                let last = batch[accepted];
+                self.truncate(base + accepted);
+                self.eval(&[last], true)?;
+                self.argmax_at(0, None)
+            };
         }
+        let (stop_reason, keep) = stop;
+        timings.generated_tokens = out.generated;
         let decode_s = decode_start.elapsed().as_secs_f64();
         timings.total_ms = t0.elapsed().as_secs_f64() * 1e3;
         if decode_s > 0.0 {
             timings.tokens_per_second = timings.generated_tokens as f64 / decode_s;
         }
         let raw = match keep {
-            Some(k) => text[..k].to_string(),
-            None => text,
+            Some(k) => out.text[..k].to_string(),
+            None => out.text,
         };
         Ok(Generation {
             text: req.stop.finish(&raw),
@@ -435,6 +592,251 @@ impl Worker<'_> {
             stop_reason,
             timings,
         })
+    }
+
+    /// Takes one greedy token into the suggestion; `Some` when decoding must stop here.
+    fn accept_token(
+        &self,
+        token: LlamaToken,
+        heal: &mut Option<Vec<u8>>,
+        out: &mut Decoded,
+        req: &GenerateRequest,
+        decode_start: Instant,
+    ) -> Option<(StopReason, Option<usize>)> {
+        if self.is_stop(token) {
+            return Some((StopReason::EndOfText, None));
+        }
+        out.generated += 1;
+        let piece = self
+            .pieces
+            .get(token.0 as usize)
+            .map_or(&[][..], Vec::as_slice);
+        let skip = match heal.take() {
+            // A shorter token covered part of the healed text: constrain the next one too.
+            Some(h) if h.len() > piece.len() => {
+                *heal = Some(h[piece.len()..].to_vec());
+                piece.len()
+            }
+            Some(h) => h.len(),
+            None => 0,
+        };
+        out.bytes.extend_from_slice(&piece[skip.min(piece.len())..]);
+        out.text = utf8_prefix(&out.bytes);
+        if let Some(p) = &req.partial {
+            p.send_replace(out.text.clone());
+        }
+        if let Some(cut) = req.stop.check(&out.text) {
+            return Some((StopReason::StopRule, Some(cut)));
+        }
+        if out.generated >= req.max_tokens {
+            return Some((StopReason::MaxTokens, None));
+        }
+        if let Some(cap) = req.time_cap_after_newline {
+            if out.text.contains('\n') && decode_start.elapsed() >= cap {
+                // Keep whole lines only.
+                return Some((StopReason::TimeCap, out.text.rfind('\n')));
+            }
+        }
+        None
+    }
+
+    /// Drops KV entries from position `n` on.
+    fn truncate(&mut self, n: usize) {
+        if n < self.cached.len() {
+            if self.ctx.kv_cache_seq_rm(0, Some(n as u32), None).is_err() {
+                self.reset();
+                return;
+            }
+            self.cached.truncate(n);
+        }
+    }
+
+    /// Decodes `tokens` after the cache with logits for every one (verification).
+    fn eval_all(&mut self, tokens: &[LlamaToken]) -> Result<(), EngineError> {
+        self.batch.clear();
+        let start = self.cached.len();
+        for (i, t) in tokens.iter().enumerate() {
+            self.batch
+                .add(*t, (start + i) as i32, &[0], true)
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            self.reset();
+            return Err(EngineError::Decode(e.to_string()));
+        }
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// True when the draft model is in use and lags the target's cache.
+    fn draft_worth_warming(&self) -> bool {
+        self.policy.draft_pays() && self.draft.as_ref().is_some_and(|d| d.lag(&self.cached) > 0)
+    }
+
+    /// Evaluates one chunk of the target's cached tokens on the draft; false when nothing was done.
+    fn warm_draft_chunk(&mut self) -> bool {
+        let Some(d) = self.draft.as_mut() else {
+            return false;
+        };
+        let reuse = d
+            .cached
+            .iter()
+            .zip(&self.cached)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if reuse < d.cached.len() {
+            if d.ctx.kv_cache_seq_rm(0, Some(reuse as u32), None).is_err() {
+                d.ctx.clear_kv_cache();
+                d.cached.clear();
+                return false;
+            }
+            d.cached.truncate(reuse);
+        }
+        let end = (reuse + PROMPT_CHUNK).min(self.cached.len());
+        if end <= reuse {
+            return false;
+        }
+        let chunk = self.cached[reuse..end].to_vec();
+        d.eval(&chunk).is_ok()
+    }
+
+    /// Greedy proposals from the draft model for the continuation of `context`.
+    fn draft_propose(
+        &mut self,
+        context: &[LlamaToken],
+        k: usize,
+        cancel: &super::CancelToken,
+    ) -> Result<Vec<LlamaToken>, EngineError> {
+        let Some(d) = self.draft.as_mut() else {
+            return Ok(Vec::new());
+        };
+        // A cold draft cache would cost a whole prompt evaluation: skip drafting this time
+        // (idle time warms it) unless drafting was asked for explicitly.
+        if d.lag(context) > 64 && self.policy.mode != crate::config::Speculation::Draft {
+            return Ok(Vec::new());
+        }
+        let t = Instant::now();
+        let proposals = d.propose(context, k, cancel)?;
+        if !proposals.is_empty() {
+            self.policy
+                .record_draft_token(t.elapsed().as_secs_f64() * 1e3 / proposals.len() as f64);
+        }
+        Ok(proposals)
+    }
+}
+
+fn as_ids(tokens: &[LlamaToken]) -> Vec<i32> {
+    tokens.iter().map(|t| t.0).collect()
+}
+
+/// The suggestion as it streams in.
+#[derive(Default)]
+struct Decoded {
+    bytes: Vec<u8>,
+    text: String,
+    generated: usize,
+}
+
+/// The draft model: its own context and KV cache over the same tokens as the target.
+struct Draft<'m> {
+    ctx: LlamaContext<'m>,
+    cached: Vec<LlamaToken>,
+    batch: LlamaBatch<'static>,
+}
+
+impl Draft<'_> {
+    fn argmax(&self) -> LlamaToken {
+        let logits = self.ctx.get_logits_ith(self.batch.n_tokens() - 1);
+        let best = logits
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        LlamaToken(best as i32)
+    }
+
+    fn eval(&mut self, tokens: &[LlamaToken]) -> Result<(), EngineError> {
+        self.batch.clear();
+        let start = self.cached.len();
+        for (i, t) in tokens.iter().enumerate() {
+            self.batch
+                .add(*t, (start + i) as i32, &[0], i + 1 == tokens.len())
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+            return Err(EngineError::Decode(format!("draft: {e}")));
+        }
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Brings the draft's KV cache to `context` (all but its last token stay; the last is
+    /// evaluated for fresh logits).
+    fn sync(
+        &mut self,
+        context: &[LlamaToken],
+        cancel: &super::CancelToken,
+    ) -> Result<(), EngineError> {
+        let reuse = self
+            .cached
+            .iter()
+            .zip(context)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(context.len().saturating_sub(1));
+        if reuse < self.cached.len() {
+            if self
+                .ctx
+                .kv_cache_seq_rm(0, Some(reuse as u32), None)
+                .is_err()
+            {
+                self.ctx.clear_kv_cache();
+                self.cached.clear();
+                return self.sync(context, cancel);
+            }
+            self.cached.truncate(reuse);
+        }
+        for chunk in context[self.cached.len()..].chunks(PROMPT_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            self.eval(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Number of context tokens the draft would have to evaluate before proposing.
+    fn lag(&self, context: &[LlamaToken]) -> usize {
+        let reuse = self
+            .cached
+            .iter()
+            .zip(context)
+            .take_while(|(a, b)| a == b)
+            .count();
+        context.len() - reuse
+    }
+
+    fn propose(
+        &mut self,
+        context: &[LlamaToken],
+        k: usize,
+        cancel: &super::CancelToken,
+    ) -> Result<Vec<LlamaToken>, EngineError> {
+        if context.is_empty() || k == 0 {
+            return Ok(Vec::new());
+        }
+        self.sync(context, cancel)?;
+        let mut out = Vec::with_capacity(k);
+        for i in 0..k {
+            let t = self.argmax();
+            out.push(t);
+            if i + 1 < k {
+                self.eval(&[t])?;
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -24,6 +24,7 @@ use crate::document::{self, Document, Edit};
 use crate::engine::{CancelToken, EngineError, Generation, Generator};
 use crate::position::Encoding;
 use crate::prompt::{Anchor, FileView};
+use crate::syntax::{Lang, Shape, Syntax};
 
 /// Loads a generator for the given settings (blocking; called off the I/O task).
 pub type Loader = Arc<
@@ -52,6 +53,8 @@ enum EngineState {
 
 struct DocState {
     doc: Document,
+    /// The tree-sitter tree, for languages with a grammar.
+    syntax: Option<Syntax>,
     path: String,
     anchor: Option<Anchor>,
     cache: SuggestionCache,
@@ -350,6 +353,8 @@ impl Server {
         completer: Completer,
         path: String,
         repo: String,
+        syntax: Option<Syntax>,
+        shape: Shape,
     ) -> Arc<Job> {
         self.cancel_jobs();
         let view = FileView {
@@ -358,7 +363,7 @@ impl Server {
             path: &path,
             repo: &repo,
         };
-        let (plan, mut req) = completer.request(&view, anchor.as_ref(), &[]);
+        let (plan, mut req) = completer.request_shaped(&view, anchor.as_ref(), &[], shape);
         let (ptx, prx) = tokio::sync::watch::channel(String::new());
         req.partial = Some(Arc::new(ptx));
         let (dtx, drx) = tokio::sync::watch::channel(None);
@@ -376,7 +381,16 @@ impl Server {
         let me = Arc::clone(self);
         let (uri, rope) = (uri.clone(), rope.clone());
         tokio::spawn(async move {
-            let result = rx.await.unwrap_or(Err(EngineError::Gone));
+            let mut result = rx.await.unwrap_or(Err(EngineError::Gone));
+            if let Ok(g) = result.as_mut() {
+                let view = FileView {
+                    rope: &rope,
+                    cursor,
+                    path: &path,
+                    repo: &repo,
+                };
+                g.text = completer.fit(syntax.as_ref(), &view, &g.text);
+            }
             if let Ok(g) = &result {
                 if let Some(mut state) = me.docs.get_mut(&uri) {
                     state.anchor = Some(plan.anchor);
@@ -416,7 +430,7 @@ impl Server {
         let enc = self.enc();
         let settings = self.settings();
         // Snapshot the document: ropes clone in O(1), and the lock is not held across awaits.
-        let (mut rope, path, anchor, language, cursor, clamped) = {
+        let (mut rope, path, anchor, language, cursor, clamped, syntax) = {
             let Some(state) = self.docs.get(uri) else {
                 return Err(Error::invalid_params(format!(
                     "unknown document {}",
@@ -438,6 +452,7 @@ impl Server {
                 state.doc.language.clone(),
                 c.char_idx,
                 c.clamped,
+                state.syntax.clone(),
             )
         };
         if clamped {
@@ -498,6 +513,20 @@ impl Server {
         };
         let completer = Completer::new(engine, settings.clone());
         let repo = self.repo_name();
+        // A selected menu item changed the text: the tree no longer matches it.
+        let syntax = if lead.is_empty() { syntax } else { None };
+        let shape = completer.shape(
+            syntax.as_ref(),
+            &FileView {
+                rope: &rope,
+                cursor,
+                path: &path,
+                repo: &repo,
+            },
+        );
+        if shape == Shape::Nothing {
+            return Ok(None);
+        }
 
         // Typing through what the model is still writing: wait for it instead of starting over.
         let mut joined = if lead.is_empty() {
@@ -523,6 +552,8 @@ impl Server {
                         completer.clone(),
                         path.clone(),
                         repo.clone(),
+                        syntax.clone(),
+                        shape,
                     )
                 }
             };
@@ -683,6 +714,14 @@ impl Server {
     }
 }
 
+/// Documents larger than this get no syntax tree: parsing them would hold up the I/O task.
+const MAX_SYNTAX_BYTES: usize = 2 << 20;
+
+fn syntax_for(lang: Option<Lang>, rope: &Rope) -> Option<Syntax> {
+    lang.filter(|_| rope.len_bytes() <= MAX_SYNTAX_BYTES)
+        .map(|l| Syntax::new(l, rope))
+}
+
 /// Wraps `Arc<Server>` so the `LanguageServer` impl can hand clones to background tasks.
 #[derive(Clone)]
 pub struct Handle(pub Arc<Server>);
@@ -826,10 +865,15 @@ impl LanguageServer for Handle {
         let td = params.text_document;
         let path = self.0.relative_path(&td.uri);
         let doc = Document::new(&td.text, td.version, &td.language_id);
+        let syntax = syntax_for(
+            Lang::from_language_id(&td.language_id).or_else(|| Lang::from_path(&path)),
+            &doc.rope,
+        );
         self.0.docs.insert(
             td.uri,
             DocState {
                 doc,
+                syntax,
                 path,
                 anchor: None,
                 cache: SuggestionCache::default(),
@@ -854,10 +898,12 @@ impl LanguageServer for Handle {
             {
                 let path = me.relative_path(&uri);
                 let doc = Document::new(&full.text, version, "");
+                let syntax = syntax_for(Lang::from_path(&path), &doc.rope);
                 me.docs.insert(
                     uri,
                     DocState {
                         doc,
+                        syntax,
                         path,
                         anchor: None,
                         cache: SuggestionCache::default(),
@@ -885,15 +931,30 @@ impl LanguageServer for Handle {
             match change.range {
                 None => {
                     state.doc = Document::new(&change.text, version, &state.doc.language);
+                    let st = &mut *state;
+                    let lang = st
+                        .syntax
+                        .as_ref()
+                        .map(Syntax::lang)
+                        .or_else(|| Lang::from_path(&st.path));
+                    st.syntax = syntax_for(lang, &st.doc.rope);
                     state.out_of_sync = false;
                 }
                 Some(_) if state.out_of_sync => {}
                 Some(range) => match protocol::to_char_range(&state.doc.rope, range, enc) {
-                    Some((start, end)) => state.doc.apply(&Edit {
-                        start,
-                        end,
-                        text: change.text.clone(),
-                    }),
+                    Some((start, end)) => {
+                        // Ropes clone in O(1): the tree's InputEdit needs the text before and after.
+                        let before = state.doc.rope.clone();
+                        state.doc.apply(&Edit {
+                            start,
+                            end,
+                            text: change.text.clone(),
+                        });
+                        let st = &mut *state;
+                        if let Some(syn) = st.syntax.as_mut() {
+                            syn.edit(&before, start, end, &change.text, &st.doc.rope);
+                        }
+                    }
                     None => {
                         tracing::warn!(
                             uri = uri.as_str(),
