@@ -365,12 +365,24 @@ impl Worker<'_> {
 
     /// Decodes `tokens` at positions after the cache; logits for the last one only.
     fn eval(&mut self, tokens: &[LlamaToken], want_logits: bool) -> Result<(), EngineError> {
+        self.eval_rows(tokens, |i| want_logits && i + 1 == tokens.len())
+    }
+
+    /// Decodes `tokens` after the cache with logits for every one (verification).
+    fn eval_all(&mut self, tokens: &[LlamaToken]) -> Result<(), EngineError> {
+        self.eval_rows(tokens, |_| true)
+    }
+
+    fn eval_rows(
+        &mut self,
+        tokens: &[LlamaToken],
+        logits: impl Fn(usize) -> bool,
+    ) -> Result<(), EngineError> {
         self.batch.clear();
         let start = self.cached.len();
         for (i, t) in tokens.iter().enumerate() {
-            let last = i + 1 == tokens.len();
             self.batch
-                .add(*t, (start + i) as i32, &[0], want_logits && last)
+                .add(*t, (start + i) as i32, &[0], logits(i))
                 .map_err(|e| EngineError::Decode(e.to_string()))?;
         }
         if let Err(e) = self.ctx.decode(&mut self.batch) {
@@ -649,23 +661,6 @@ impl Worker<'_> {
             }
             self.cached.truncate(n);
         }
-    }
-
-    /// Decodes `tokens` after the cache with logits for every one (verification).
-    fn eval_all(&mut self, tokens: &[LlamaToken]) -> Result<(), EngineError> {
-        self.batch.clear();
-        let start = self.cached.len();
-        for (i, t) in tokens.iter().enumerate() {
-            self.batch
-                .add(*t, (start + i) as i32, &[0], true)
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
-            self.reset();
-            return Err(EngineError::Decode(e.to_string()));
-        }
-        self.cached.extend_from_slice(tokens);
-        Ok(())
     }
 
     /// True when the draft model is in use and lags the target's cache.
