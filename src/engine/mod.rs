@@ -110,17 +110,6 @@ impl CancelToken {
     }
 }
 
-/// Cancels its token when dropped: a request future dropped by the server (client cancel,
-/// shutdown) stops the engine work too.
-#[derive(Debug)]
-pub struct CancelOnDrop(pub CancelToken);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
-
 /// Something that turns prompts into suggestions: the real [`Engine`], or a fake in protocol tests.
 pub trait Generator: Send + Sync + 'static {
     fn submit(
