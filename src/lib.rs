@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod complete;
 pub mod config;
+pub mod context;
 pub mod document;
 pub mod engine;
 pub mod lsp;
