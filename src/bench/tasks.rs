@@ -83,10 +83,11 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
 }
 
 /// Runs every task (the task's own file is never read from disk: the document is prefix + suffix).
+/// `_repos_root` names the tasks' workspaces; it is unused until the repo-context layer is wired in.
 pub fn run(
     completer: &Completer,
     tasks: &[Task],
-    repos_root: Option<&PathBuf>,
+    _repos_root: Option<&PathBuf>,
     out: &Path,
 ) -> Result<TasksReport> {
     let mut w = std::io::BufWriter::new(
@@ -99,8 +100,6 @@ pub fn run(
         let rope = Rope::from_str(&text);
         let cursor = task.prefix.chars().count();
         let repo = task.repo.clone().unwrap_or_else(|| "bench".into());
-        // Cross-file context comes from the repo directory (when the repo-context layer is present).
-        let _workspace = repos_root.zip(task.repo.as_ref()).map(|(r, n)| r.join(n));
         let view = FileView {
             rope: &rope,
             cursor,

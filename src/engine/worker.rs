@@ -464,24 +464,8 @@ impl Worker<'_> {
             )));
         }
         // Reuse the longest common prefix, but always evaluate at least one token for fresh logits.
-        let mut reuse = self
-            .cached
-            .iter()
-            .zip(&tokens)
-            .take_while(|(a, b)| a == b)
-            .count();
-        reuse = reuse.min(tokens.len() - 1);
-        if reuse < self.cached.len() {
-            if self
-                .ctx
-                .kv_cache_seq_rm(0, Some(reuse as u32), None)
-                .is_err()
-            {
-                self.reset();
-                reuse = 0;
-            }
-            self.cached.truncate(reuse);
-        }
+        self.truncate(common_prefix(&self.cached, &tokens).min(tokens.len() - 1));
+        let reuse = self.cached.len();
         let mut timings = Timings {
             prompt_tokens: tokens.len(),
             reused_tokens: reuse,
@@ -673,25 +657,13 @@ impl Worker<'_> {
         let Some(d) = self.draft.as_mut() else {
             return false;
         };
-        let reuse = d
-            .cached
-            .iter()
-            .zip(&self.cached)
-            .take_while(|(a, b)| a == b)
-            .count();
-        if reuse < d.cached.len() {
-            if d.ctx.kv_cache_seq_rm(0, Some(reuse as u32), None).is_err() {
-                d.ctx.clear_kv_cache();
-                d.cached.clear();
-                return false;
-            }
-            d.cached.truncate(reuse);
-        }
-        let end = (reuse + PROMPT_CHUNK).min(self.cached.len());
-        if end <= reuse {
+        d.align(&self.cached, usize::MAX);
+        let from = d.cached.len();
+        let end = (from + PROMPT_CHUNK).min(self.cached.len());
+        if end <= from {
             return false;
         }
-        let chunk = self.cached[reuse..end].to_vec();
+        let chunk = self.cached[from..end].to_vec();
         d.eval(&chunk).is_ok()
     }
 
@@ -718,6 +690,11 @@ impl Worker<'_> {
         }
         Ok(proposals)
     }
+}
+
+/// Length of the longest common prefix of two token lists.
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn as_ids(tokens: &[LlamaToken]) -> Vec<i32> {
@@ -774,25 +751,7 @@ impl Draft<'_> {
         context: &[LlamaToken],
         cancel: &super::CancelToken,
     ) -> Result<(), EngineError> {
-        let reuse = self
-            .cached
-            .iter()
-            .zip(context)
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(context.len().saturating_sub(1));
-        if reuse < self.cached.len() {
-            if self
-                .ctx
-                .kv_cache_seq_rm(0, Some(reuse as u32), None)
-                .is_err()
-            {
-                self.ctx.clear_kv_cache();
-                self.cached.clear();
-                return self.sync(context, cancel);
-            }
-            self.cached.truncate(reuse);
-        }
+        self.align(context, context.len().saturating_sub(1));
         for chunk in context[self.cached.len()..].chunks(PROMPT_CHUNK) {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
@@ -804,13 +763,24 @@ impl Draft<'_> {
 
     /// Number of context tokens the draft would have to evaluate before proposing.
     fn lag(&self, context: &[LlamaToken]) -> usize {
-        let reuse = self
-            .cached
-            .iter()
-            .zip(context)
-            .take_while(|(a, b)| a == b)
-            .count();
-        context.len() - reuse
+        context.len() - common_prefix(&self.cached, context)
+    }
+
+    /// Drops the cache after its common prefix with `context`, keeping at most `keep` tokens.
+    fn align(&mut self, context: &[LlamaToken], keep: usize) {
+        let reuse = common_prefix(&self.cached, context).min(keep);
+        if reuse < self.cached.len() {
+            if self
+                .ctx
+                .kv_cache_seq_rm(0, Some(reuse as u32), None)
+                .is_err()
+            {
+                self.ctx.clear_kv_cache();
+                self.cached.clear();
+                return;
+            }
+            self.cached.truncate(reuse);
+        }
     }
 
     fn propose(

@@ -390,8 +390,6 @@ impl Server {
                     repo: &repo,
                 };
                 g.text = completer.fit(syntax.as_ref(), &view, &g.text);
-            }
-            if let Ok(g) = &result {
                 if let Some(mut state) = me.docs.get_mut(&uri) {
                     state.anchor = Some(plan.anchor);
                     if !g.text.is_empty() {
