@@ -87,6 +87,8 @@ impl Completer {
             time_cap_after_newline: Some(Duration::from_millis(self.settings.time_cap_ms)),
             partial: None,
             speculation: self.settings.speculation,
+            kv: crate::engine::KvReuse::default(),
+            persist: false,
         };
         (plan, req)
     }

@@ -27,6 +27,14 @@ pub fn models_dir() -> PathBuf {
     cache_dir().join("models")
 }
 
+/// `$INKLING_KV_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/inkling/kv`.
+pub fn default_kv_dir() -> PathBuf {
+    match std::env::var_os("INKLING_KV_DIR").filter(|x| !x.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => cache_dir().join("kv"),
+    }
+}
+
 pub fn default_model() -> PathBuf {
     models_dir().join(TARGET_MODEL_FILE)
 }
@@ -81,6 +89,14 @@ pub struct Settings {
     pub gpu_layers: Option<u32>,
     /// Use the syntax tree (tree-sitter) to shape and trim suggestions.
     pub syntax: bool,
+    /// Token budget of the repo context (other files of the workspace); 0 turns it off.
+    pub context_tokens: usize,
+    /// Keep KV snapshots of repo-context prefixes on disk, so a restart is warm.
+    pub persist_kv: bool,
+    /// Where the snapshots go [default: `$INKLING_KV_DIR`, else `${XDG_CACHE_HOME:-~/.cache}/inkling/kv`].
+    pub kv_dir: Option<PathBuf>,
+    /// Size cap of the snapshot directory, in MiB; least recently used go first.
+    pub kv_cache_mb: u64,
 }
 
 impl Default for Settings {
@@ -101,6 +117,10 @@ impl Default for Settings {
             time_cap_ms: 2000,
             gpu_layers: None,
             syntax: true,
+            context_tokens: 1024,
+            persist_kv: true,
+            kv_dir: None,
+            kv_cache_mb: 1024,
         }
     }
 }
@@ -131,8 +151,18 @@ impl Settings {
         }
     }
 
+    /// The KV snapshot directory, or `None` when snapshots are off.
+    pub fn kv_dir(&self) -> Option<PathBuf> {
+        if !self.persist_kv {
+            return None;
+        }
+        self.kv_dir.clone().or_else(|| Some(default_kv_dir()))
+    }
+
     pub fn engine_config(&self) -> crate::engine::EngineConfig {
         let mut c = crate::engine::EngineConfig::new(self.model_path());
+        c.kv_dir = self.kv_dir();
+        c.kv_cap_bytes = self.kv_cache_mb.saturating_mul(1 << 20);
         c.draft_model = self.draft_path();
         c.flash_attention = self.speculation == Speculation::Off;
         if let Some(t) = self.threads {
@@ -152,6 +182,8 @@ impl Settings {
             || self.context_size != other.context_size
             || self.gpu_layers != other.gpu_layers
             || self.draft_path() != other.draft_path()
+            || self.kv_dir() != other.kv_dir()
+            || self.kv_cache_mb != other.kv_cache_mb
             || (self.speculation == Speculation::Off) != (other.speculation == Speculation::Off)
     }
 }

@@ -51,6 +51,15 @@ struct ModelArgs {
     /// Draft model for speculation [default in auto/draft mode: the 0.5B in ~/.cache/inkling/models]
     #[arg(long)]
     draft_model: Option<PathBuf>,
+    /// Token budget of the repo context (other files of the workspace); 0 turns it off
+    #[arg(long, default_value_t = Settings::default().context_tokens)]
+    context_tokens: usize,
+    /// Directory of KV snapshots of repo-context prefixes [default: $INKLING_KV_DIR, else ~/.cache/inkling/kv]
+    #[arg(long)]
+    kv_dir: Option<PathBuf>,
+    /// Neither load nor save KV snapshots
+    #[arg(long)]
+    no_kv_persist: bool,
 }
 
 impl ModelArgs {
@@ -64,6 +73,9 @@ impl ModelArgs {
             speculation: self.speculation.unwrap_or_default(),
             draft_model: self.draft_model.clone(),
             syntax: !self.no_syntax,
+            context_tokens: self.context_tokens,
+            kv_dir: self.kv_dir.clone(),
+            persist_kv: !self.no_kv_persist,
             ..Settings::default()
         }
     }
@@ -88,6 +100,9 @@ enum Command {
         /// After the first completion, type this text at the cursor and complete again (warm)
         #[arg(long)]
         then_type: Option<String>,
+        /// Workspace root for the repo context [default: the file's git root]
+        #[arg(long)]
+        repo: Option<PathBuf>,
     },
     /// Run the language server on stdio.
     Lsp,
@@ -118,6 +133,10 @@ enum BenchCommand {
         /// An older report.json to show deltas against
         #[arg(long)]
         compare: Option<PathBuf>,
+        /// Choose the repo context per task from the code around the cursor, instead of once
+        /// per file (to measure what a stable prefix saves)
+        #[arg(long)]
+        context_follows_cursor: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -154,6 +173,9 @@ enum BenchCommand {
         sessions: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Only holes whose answer uses a name defined in another file (for repo context)
+        #[arg(long)]
+        cross_file: bool,
     },
 }
 
@@ -168,7 +190,16 @@ fn main() -> ExitCode {
             model,
             json,
             then_type,
-        } => complete(&file, line, column, &model, json, then_type.as_deref()),
+            repo,
+        } => complete(
+            &file,
+            line,
+            column,
+            &model,
+            json,
+            then_type.as_deref(),
+            repo,
+        ),
         Command::Lsp => inkling_lsp(),
         Command::Bench { command } => bench(command),
     };
@@ -199,9 +230,10 @@ fn inkling_lsp() -> Result<()> {
 fn summary(label: &str, g: &Generation) -> String {
     let t = &g.timings;
     format!(
-        "{label}: prompt {} tokens ({} reused, {} evaluated), generated {}, first token {:.0} ms, total {:.0} ms, {:.1} tokens/s, stop {:?}",
+        "{label}: prompt {} tokens ({} reused, {} shifted, {} evaluated), generated {}, first token {:.0} ms, total {:.0} ms, {:.1} tokens/s, stop {:?}",
         t.prompt_tokens,
         t.reused_tokens,
+        t.shifted_tokens,
         t.evaluated_tokens,
         t.generated_tokens,
         t.ttft_ms,
@@ -218,7 +250,9 @@ fn complete(
     args: &ModelArgs,
     json: bool,
     then_type: Option<&str>,
+    repo_root: Option<PathBuf>,
 ) -> Result<()> {
+    let started = std::time::Instant::now();
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let text =
         inkling::document::text_from_bytes(bytes).with_context(|| format!("{}", file.display()))?;
@@ -234,9 +268,50 @@ fn complete(
     }
     let settings = args.settings();
     let engine = Engine::spawn(settings.engine_config())?;
-    let completer = Completer::new(std::sync::Arc::new(engine), settings);
-    let path = file.to_string_lossy().into_owned();
-    let repo = repo_name(file);
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let completer = Completer::new(std::sync::Arc::new(engine.clone()), settings.clone());
+    let root = repo_root.or_else(|| git_root(file));
+    let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
+    let (path, repo) = match root.as_ref().and_then(|r| {
+        let r = std::fs::canonicalize(r).ok()?;
+        let rel = abs.strip_prefix(&r).ok()?.to_string_lossy().into_owned();
+        Some((rel, r))
+    }) {
+        Some((rel, r)) => (rel, dir_name(&r)),
+        None => (file.to_string_lossy().into_owned(), repo_name(file)),
+    };
+    // Repo context: the chunks for this file, and their KV (from disk when a snapshot exists).
+    let mut context = Vec::new();
+    let mut prefix_line = None;
+    if let (Some(r), true) = (root.as_ref(), settings.context_tokens > 0) {
+        let t = std::time::Instant::now();
+        let index = inkling::context::WorkspaceIndex::build(r);
+        let files = index.files.len();
+        let ctx = inkling::context::RepoContext::new(index, settings.context_tokens);
+        context = ctx.context_for(&path, &text);
+        let index_ms = t.elapsed().as_secs_f64() * 1e3;
+        let warm = engine.generate_blocking(
+            inkling::engine::GenerateRequest {
+                persist: true,
+                ..inkling::engine::GenerateRequest::new(
+                    inkling::prompt::repo_prefix(&repo, &context, &path),
+                    Default::default(),
+                    0,
+                )
+            },
+            CancelToken::new(),
+        )?;
+        let w = &warm.timings;
+        prefix_line = Some(format!(
+            "repo context: {files} files indexed in {index_ms:.0} ms, {} chunks; prefix {} tokens ({} from disk, {} reused, {} evaluated) in {:.0} ms",
+            context.len(),
+            w.prompt_tokens,
+            w.loaded_tokens,
+            w.reused_tokens - w.loaded_tokens,
+            w.evaluated_tokens,
+            w.total_ms
+        ));
+    }
     let mut cursor = at.char_idx;
 
     let run = |rope: &Rope, cursor: usize, anchor: Option<&Anchor>| {
@@ -248,9 +323,10 @@ fn complete(
         };
         let syntax =
             inkling::syntax::Lang::from_path(&path).map(|l| inkling::syntax::Syntax::new(l, rope));
-        completer.complete_with_syntax(syntax.as_ref(), &view, anchor, &[], CancelToken::new())
+        completer.complete_with_syntax(syntax.as_ref(), &view, anchor, &context, CancelToken::new())
     };
     let (plan, first) = run(&rope, cursor, None)?;
+    let first_ms = started.elapsed().as_secs_f64() * 1e3;
     let mut results = vec![("cold", first)];
     if let Some(typed) = then_type {
         rope.insert(cursor, typed);
@@ -266,15 +342,35 @@ fn complete(
             .collect();
         println!(
             "{}",
-            serde_json::json!({"completion": last.text, "runs": runs})
+            serde_json::json!({"completion": last.text, "runs": runs, "model_load_ms": load_ms, "first_completion_ms": first_ms, "context_files": context.iter().map(|c| &c.path).collect::<Vec<_>>()})
         );
     } else {
         println!("{}", last.text);
     }
+    eprintln!("model loaded in {load_ms:.0} ms");
+    if let Some(l) = prefix_line {
+        eprintln!("{l}");
+    }
     for (label, g) in &results {
         eprintln!("{}", summary(label, g));
     }
+    eprintln!("process start to first completion: {first_ms:.0} ms");
     Ok(())
+}
+
+/// The nearest directory above `file` with a `.git`.
+fn git_root(file: &std::path::Path) -> Option<PathBuf> {
+    let abs = std::fs::canonicalize(file).ok()?;
+    abs.ancestors()
+        .skip(1)
+        .find(|d| d.join(".git").exists())
+        .map(std::path::Path::to_path_buf)
+}
+
+fn dir_name(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "workspace".into())
 }
 
 /// The repo name shown to the model: the git root's directory name, else the file's parent's.
@@ -315,6 +411,7 @@ fn bench(command: BenchCommand) -> Result<()> {
             report: dir,
             limit,
             compare,
+            context_follows_cursor,
             model,
         } => {
             let mut list: Vec<tasks::Task> = tasks::read_jsonl(&file)?;
@@ -332,7 +429,13 @@ fn bench(command: BenchCommand) -> Result<()> {
             let settings = model.settings();
             let engine = Engine::spawn(settings.engine_config())?;
             let completer = Completer::new(std::sync::Arc::new(engine), settings);
-            let r = tasks::run(&completer, &list, repos_root.as_ref(), &out)?;
+            let r = tasks::run(
+                &completer,
+                &list,
+                repos_root.as_ref(),
+                context_follows_cursor,
+                &out,
+            )?;
             print!("{}", tasks::table(&r, old.as_ref()));
             if let Some(dir) = dir {
                 report::update(&dir, |rep| rep.tasks = Some(r))?;
@@ -376,8 +479,9 @@ fn bench(command: BenchCommand) -> Result<()> {
             limit,
             sessions,
             seed,
+            cross_file,
         } => {
-            let t = make::make_tasks(&repo, per_file, limit, seed)?;
+            let t = make::make_tasks(&repo, per_file, limit, seed, cross_file)?;
             write_jsonl(&tasks_out, &t)?;
             eprintln!("{} tasks -> {}", t.len(), tasks_out.display());
             if let Some(p) = sessions_out {

@@ -229,13 +229,8 @@ pub fn plan(
         )
     });
 
-    let mut pieces = vec![Piece::RepoName(view.repo.to_string())];
-    pieces.extend(context.iter().map(|c| Piece::File {
-        path: c.path.clone(),
-        content: c.content.clone(),
-    }));
+    let mut pieces = repo_prefix(view.repo, context, view.path).pieces;
     pieces.extend([
-        Piece::CurrentFile(view.path.to_string()),
         Piece::FimPrefix,
         Piece::Text(prefix),
         Piece::FimSuffix,
@@ -267,6 +262,18 @@ pub fn plan(
         stop,
         anchor_reused,
     }
+}
+
+/// The repo-context part every prompt for `path` starts with (repo name, context chunks, the
+/// current file's header): what the engine evaluates ahead of time and snapshots.
+pub fn repo_prefix(repo: &str, context: &[ContextFile], path: &str) -> Prompt {
+    let mut pieces = vec![Piece::RepoName(repo.to_string())];
+    pieces.extend(context.iter().map(|c| Piece::File {
+        path: c.path.clone(),
+        content: c.content.clone(),
+    }));
+    pieces.push(Piece::CurrentFile(path.to_string()));
+    Prompt { pieces }
 }
 
 /// Splits fixture text at its `$0` marker: (text without the marker, char offset of the cursor).

@@ -109,14 +109,7 @@ fn cancel_stops_a_long_generation() {
         repo: "tests",
     };
     let plan = prompt::plan(&view, &Default::default(), &[], None);
-    let req = |max| GenerateRequest {
-        prompt: plan.prompt.clone(),
-        stop: StopRules::default(),
-        max_tokens: max,
-        time_cap_after_newline: None,
-        partial: None,
-        speculation: inkling::config::Speculation::Off,
-    };
+    let req = |max| GenerateRequest::new(plan.prompt.clone(), StopRules::default(), max);
     // Reference: how long 200 tokens take uncancelled.
     let t = Instant::now();
     let full = engine
@@ -161,20 +154,14 @@ fn missing_and_non_gguf_models_are_clear_errors() {
 fn prompt_too_long_for_context_is_an_error_not_a_crash() {
     let engine = common::engine();
     let huge: String = (0..3000).map(|i| format!("value_{i} = {i}\n")).collect();
-    let req = GenerateRequest {
-        prompt: prompt::Prompt {
-            pieces: vec![
-                prompt::Piece::FimPrefix,
-                prompt::Piece::Text(huge),
-                prompt::Piece::FimMiddle,
-            ],
-        },
-        stop: StopRules::default(),
-        max_tokens: 8,
-        time_cap_after_newline: None,
-        partial: None,
-        speculation: inkling::config::Speculation::Off,
+    let prompt = prompt::Prompt {
+        pieces: vec![
+            prompt::Piece::FimPrefix,
+            prompt::Piece::Text(huge),
+            prompt::Piece::FimMiddle,
+        ],
     };
+    let req = GenerateRequest::new(prompt, StopRules::default(), 8);
     let r = engine.generate_blocking(req, CancelToken::new());
     assert!(matches!(r, Err(EngineError::Prompt(_))), "{r:?}");
 }

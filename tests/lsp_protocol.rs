@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 struct Counters {
     calls: AtomicUsize,
     cancels: AtomicUsize,
+    /// Every prompt the engine was given, as Qwen reads it.
+    prompts: std::sync::Mutex<Vec<String>>,
 }
 
 /// Echo: returns "{prefix}{typed}|{suffix}" of the prompt. Documents containing SLOW wait for a
@@ -41,6 +43,7 @@ impl Generator for Fake {
         let (tx, rx) = oneshot::channel();
         self.0.calls.fetch_add(1, Ordering::SeqCst);
         let p = req.prompt.render_qwen();
+        self.0.prompts.lock().unwrap().push(p.clone());
         let gen_ = |text: String| Generation {
             raw: text.clone(),
             text,
@@ -413,4 +416,114 @@ async fn configuration_changes_merge_and_reload_only_when_needed() {
         m["message"].as_str().unwrap().contains("invalid settings"),
         "{m}"
     );
+}
+
+/// The newest completion prompt (warm-up prompts end before `<|fim_prefix|>`).
+fn last_completion_prompt(counters: &Counters) -> String {
+    counters
+        .prompts
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|p| p.contains("<|fim_prefix|>"))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The repo-context part of a prompt: everything before the current file's header.
+fn repo_part<'a>(prompt: &'a str, current: &str) -> &'a str {
+    let header = format!("<|file_sep|>{current}\n<|fim_prefix|>");
+    prompt.find(&header).map_or(prompt, |i| &prompt[..i])
+}
+
+#[tokio::test]
+async fn repo_context_is_stable_private_and_follows_file_changes() {
+    let dir = std::env::temp_dir().join(format!("inkling-lsp-ctx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let write = |p: &str, c: &str| {
+        let path = dir.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    };
+    write("geometry.py", "def area(w, h):\n    return w * h\n");
+    write(
+        "main.py",
+        "from geometry import area\n\nprint(area(2, 3))\n",
+    );
+    write(".env", "API_KEY=hunter2\n");
+    write("secrets.json", "{\"token\": \"hunter2\"}\n");
+    write(".gitignore", "scratch.py\n");
+    write("scratch.py", "def area(): return 'hunter2'\n");
+    let root = format!("file://{}", dir.display());
+    let uri = format!("{root}/main.py");
+
+    let counters: Arc<Counters> = Default::default();
+    let c2 = Arc::clone(&counters);
+    let loader: Loader =
+        Arc::new(move |_, _| Ok(Arc::new(Fake(Arc::clone(&c2))) as Arc<dyn Generator>));
+    let mut c = start_with(loader);
+    c.initialize_in(
+        &root,
+        json!({"debounceMs": 0, "syntax": false, "persistKv": false}),
+        json!({"workspace": {"didChangeWatchedFiles": {"dynamicRegistration": true}}}),
+    )
+    .await
+    .unwrap();
+    c.wait_ready(Duration::from_secs(5)).await.unwrap();
+    let text = "from geometry import area\n\nprint(area(2, 3))\nx = \n";
+    c.open(&uri, "python", text).await.unwrap();
+    // The walk runs in the background: wait until the context shows up in prompts.
+    // Each round edits right after the cursor, so the suggestion cache cannot answer instead.
+    let mut last = String::new();
+    let mut version = 1;
+    for _ in 0..200 {
+        version += 1;
+        c.change(&uri, version, json!([{"range": {"start": {"line": 3, "character": 4}, "end": {"line": 3, "character": 4}}, "text": "#"}])).await.unwrap();
+        c.complete(&uri, 3, 4).await.unwrap();
+        last = last_completion_prompt(&counters);
+        if last.contains("<|file_sep|>geometry.py") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        last.starts_with(&format!(
+            "<|repo_name|>{}\n<|file_sep|>geometry.py\ndef area(w, h):",
+            dir.file_name().unwrap().to_string_lossy()
+        )),
+        "{last}"
+    );
+    let before = repo_part(&last, "main.py").to_string();
+
+    // Typing in the file never changes the repo prefix.
+    c.change(&uri, version + 1, json!([{"range": {"start": {"line": 3, "character": 4}, "end": {"line": 3, "character": 4}}, "text": "ar"}])).await.unwrap();
+    c.complete(&uri, 3, 6).await.unwrap();
+    let typed = last_completion_prompt(&counters);
+    assert_eq!(repo_part(&typed, "main.py"), before);
+
+    // A changed file on disk, reported by the watcher, reaches the next prompt.
+    write(
+        "geometry.py",
+        "def area(w, h):\n    \"\"\"Rectangle.\"\"\"\n    return w * h\n",
+    );
+    c.notify(
+        "workspace/didChangeWatchedFiles",
+        json!({"changes": [{"uri": format!("{root}/geometry.py"), "type": 2}]}),
+    )
+    .await
+    .unwrap();
+    c.change(&uri, version + 2, json!([{"range": {"start": {"line": 3, "character": 6}, "end": {"line": 3, "character": 6}}, "text": "e"}])).await.unwrap();
+    c.complete(&uri, 3, 7).await.unwrap();
+    let changed = last_completion_prompt(&counters);
+    assert!(
+        repo_part(&changed, "main.py").contains("Rectangle."),
+        "{changed}"
+    );
+
+    // Secrets and ignored files never reach the engine, not even in warm-up prompts.
+    for p in counters.prompts.lock().unwrap().iter() {
+        assert!(!p.contains("hunter2"), "{p}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

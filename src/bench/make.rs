@@ -134,10 +134,94 @@ fn repo_name(dir: &Path) -> String {
 }
 
 /// Masks lines, spans and blocks in each file, `per_file` of each kind at most.
-pub fn make_tasks(dir: &Path, per_file: usize, limit: usize, seed: u64) -> Result<Vec<Task>> {
+/// Names that many files define (trait methods and the like); using one says little about which
+/// other file the answer depends on.
+const COMMON_NAMES: &[&str] = &[
+    "new",
+    "default",
+    "from",
+    "into",
+    "len",
+    "clone",
+    "fmt",
+    "next",
+    "drop",
+    "deref",
+    "eq",
+    "cmp",
+    "hash",
+    "main",
+    "init",
+    "get",
+    "set",
+    "is_empty",
+    "iter",
+    "as_ref",
+    "partial_cmp",
+    "__init__",
+    "__str__",
+    "__repr__",
+    "toString",
+    "equals",
+    "hashCode",
+];
+
+/// The identifiers in `text`.
+fn identifiers(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| {
+            w.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+        })
+}
+
+/// For cross-file tasks: per file, the names defined in other files of the workspace and not in
+/// this one (uncommon ones only).
+fn foreign_names(
+    dir: &Path,
+) -> std::collections::HashMap<String, std::collections::HashSet<String>> {
+    use std::collections::{HashMap, HashSet};
+    let index = crate::context::WorkspaceIndex::build(dir);
+    let mut defined_in: HashMap<&str, usize> = HashMap::new();
+    for f in index.files.values() {
+        for d in &f.definitions {
+            *defined_in.entry(d.as_str()).or_default() += 1;
+        }
+    }
+    index
+        .files
+        .values()
+        .map(|f| {
+            let own: HashSet<&str> = f.definitions.iter().map(String::as_str).collect();
+            let foreign: HashSet<String> = defined_in
+                .keys()
+                .filter(|n| !own.contains(*n) && n.len() >= 4 && !COMMON_NAMES.contains(n))
+                .map(|n| n.to_string())
+                .collect();
+            (f.path.clone(), foreign)
+        })
+        .collect()
+}
+
+/// Masks lines, spans and blocks in each file, `per_file` of each kind at most. With
+/// `cross_file`, only holes whose answer uses a name defined in another file of the workspace.
+pub fn make_tasks(
+    dir: &Path,
+    per_file: usize,
+    limit: usize,
+    seed: u64,
+    cross_file: bool,
+) -> Result<Vec<Task>> {
     let repo = repo_name(dir);
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
+    let foreign = if cross_file {
+        foreign_names(dir)
+    } else {
+        Default::default()
+    };
+    let empty = std::collections::HashSet::new();
     for file in source_files(dir) {
         let Ok(text) = std::fs::read_to_string(&file) else {
             continue;
@@ -153,10 +237,12 @@ pub fn make_tasks(dir: &Path, per_file: usize, limit: usize, seed: u64) -> Resul
             continue;
         }
         let starts = line_starts(&text);
+        let names = foreign.get(&rel.replace('\\', "/")).unwrap_or(&empty);
+        let uses_foreign = |t: &str| !cross_file || identifiers(t).any(|w| names.contains(w));
         let candidates: Vec<usize> = (5..lines.len() - 1)
             .filter(|&i| {
                 let t = lines[i].trim();
-                t.len() >= 12 && t.len() <= 100 && !is_comment(t)
+                t.len() >= 12 && t.len() <= 100 && !is_comment(t) && uses_foreign(t)
             })
             .collect();
         for _ in 0..per_file {
@@ -175,7 +261,7 @@ pub fn make_tasks(dir: &Path, per_file: usize, limit: usize, seed: u64) -> Resul
                 .char_indices()
                 .filter(|(b, c)| *b > indent(content) + 2 && !c.is_alphanumeric() && *c != '_')
                 .map(|(b, _)| b)
-                .filter(|b| content.len() - b >= 4)
+                .filter(|b| content.len() - b >= 4 && uses_foreign(&content[*b..]))
                 .collect();
             if !bounds.is_empty() {
                 let b = bounds[rng.below(bounds.len())];
@@ -193,6 +279,7 @@ pub fn make_tasks(dir: &Path, per_file: usize, limit: usize, seed: u64) -> Resul
         }
         let blocks: Vec<(usize, usize)> = (3..lines.len())
             .filter_map(|i| block_at(&lines, i))
+            .filter(|&(a, b)| uses_foreign(&lines[a..b].join("\n")))
             .collect();
         for _ in 0..per_file {
             if blocks.is_empty() {
@@ -286,7 +373,7 @@ mod tests {
             })
             .collect();
         std::fs::write(dir.join("m.py"), &src).unwrap();
-        let tasks = make_tasks(&dir, 2, 100, 7).unwrap();
+        let tasks = make_tasks(&dir, 2, 100, 7, false).unwrap();
         assert!(tasks.iter().any(|t| t.kind == "line"));
         assert!(tasks.iter().any(|t| t.kind == "block"));
         for t in &tasks {

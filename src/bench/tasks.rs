@@ -38,9 +38,16 @@ pub struct Prediction {
     pub ttft_ms: f64,
     pub prompt_tokens: usize,
     pub reused_tokens: usize,
+    #[serde(default)]
+    pub shifted_tokens: usize,
+    #[serde(default)]
+    pub evaluated_tokens: usize,
     pub generated_tokens: usize,
     pub draft_accepted: usize,
     pub draft_proposed: usize,
+    /// Paths of the repo-context chunks in the prompt.
+    #[serde(default)]
+    pub context_files: Vec<String>,
 }
 
 /// What `bench tasks` writes to report.json.
@@ -82,14 +89,34 @@ pub fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>> {
     Ok(out)
 }
 
+/// The workspace of a task: `<repos_root>/<repo>`, or `repos_root` itself when it is that repo.
+fn workspace_of(repos_root: &Path, repo: Option<&str>) -> Option<PathBuf> {
+    let named = repo.map(|r| repos_root.join(r)).filter(|p| p.is_dir());
+    named.or_else(|| {
+        let same = repos_root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        (repo.is_none() || same.as_deref() == repo).then(|| repos_root.to_path_buf())
+    })
+}
+
 /// Runs every task (the task's own file is never read from disk: the document is prefix + suffix).
-/// `_repos_root` names the tasks' workspaces; it is unused until the repo-context layer is wired in.
+/// With `repos_root`, each task's prompt gets the repo context of its workspace, chosen from the
+/// other files only (the task's own file, which holds the answer, is left out of the selection).
+///
+/// As in the editor, a file's context is chosen once (when it is first seen) and kept; with
+/// `follow_cursor` it is chosen again for every task from the code around its cursor instead,
+/// which is the unstable layout the comparison in the docs measures against.
 pub fn run(
     completer: &Completer,
     tasks: &[Task],
-    _repos_root: Option<&PathBuf>,
+    repos_root: Option<&PathBuf>,
+    follow_cursor: bool,
     out: &Path,
 ) -> Result<TasksReport> {
+    let mut workspaces: BTreeMap<PathBuf, crate::context::RepoContext> = BTreeMap::new();
+    let mut per_file: BTreeMap<(PathBuf, String), Vec<crate::prompt::ContextFile>> =
+        BTreeMap::new();
     let mut w = std::io::BufWriter::new(
         std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?,
     );
@@ -109,11 +136,32 @@ pub fn run(
         let syntax = crate::syntax::Lang::from_language_id(&task.language)
             .or_else(|| crate::syntax::Lang::from_path(&task.path))
             .map(|l| crate::syntax::Syntax::new(l, &rope));
+        let context = match repos_root.and_then(|r| workspace_of(r, task.repo.as_deref())) {
+            Some(ws) if completer.settings.context_tokens > 0 => {
+                let ctx = workspaces.entry(ws.clone()).or_insert_with(|| {
+                    let index = crate::context::WorkspaceIndex::build(&ws);
+                    eprintln!("indexed {} files of {}", index.files.len(), ws.display());
+                    crate::context::RepoContext::new(index, completer.settings.context_tokens)
+                });
+                match (&syntax, follow_cursor) {
+                    (Some(syn), true) => {
+                        let symbols = crate::syntax::context_symbols(syn, &rope, cursor);
+                        ctx.index
+                            .select(&task.path, &symbols, &[], ctx.budget_chars)
+                    }
+                    _ => per_file
+                        .entry((ws, task.path.clone()))
+                        .or_insert_with(|| ctx.context_for(&task.path, &text))
+                        .clone(),
+                }
+            }
+            _ => Vec::new(),
+        };
         let (_, g) = completer.complete_with_syntax(
             syntax.as_ref(),
             &view,
             None,
-            &[],
+            &context,
             CancelToken::new(),
         )?;
         let parseable = syntax.as_ref().and_then(|syn| {
@@ -132,9 +180,12 @@ pub fn run(
             ttft_ms: t.ttft_ms,
             prompt_tokens: t.prompt_tokens,
             reused_tokens: t.reused_tokens,
+            shifted_tokens: t.shifted_tokens,
+            evaluated_tokens: t.evaluated_tokens,
             generated_tokens: t.generated_tokens,
             draft_accepted: t.draft_accepted,
             draft_proposed: t.draft_proposed,
+            context_files: context.iter().map(|c| c.path.clone()).collect(),
         };
         serde_json::to_writer(&mut w, &p)?;
         writeln!(w)?;

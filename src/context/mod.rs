@@ -95,9 +95,25 @@ pub struct FileEntry {
     /// Relative to the workspace root, with `/` separators.
     pub path: String,
     pub content: String,
-    /// Names of the definitions in the file (functions, classes, methods, ...).
+    /// Names of the definitions in the file (functions, classes, methods, ...), sorted.
     pub definitions: Vec<String>,
+    /// Where each definition is, in file order.
+    pub spans: Vec<DefSpan>,
 }
+
+/// Lines of one definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefSpan {
+    pub name: String,
+    pub first_line: usize,
+    /// Inclusive.
+    pub last_line: usize,
+}
+
+/// A definition longer than this shows only its first lines (signature and a start of body).
+pub const MAX_DEF_LINES: usize = 12;
+/// Files walked at most, so a huge workspace cannot stall start-up.
+pub const MAX_FILES: usize = 20_000;
 
 /// The files of a workspace that may be shown to the model.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +134,7 @@ impl WorkspaceIndex {
             .git_ignore(true)
             .require_git(false)
             .build();
-        for entry in walk.flatten() {
+        for entry in walk.flatten().take(MAX_FILES) {
             if entry.file_type().is_some_and(|t| t.is_file()) {
                 index.update_file(entry.path());
             }
@@ -163,25 +179,33 @@ impl WorkspaceIndex {
         if looks_generated(&content) {
             return;
         }
-        let definitions = match Lang::from_path(&rel) {
+        let mut spans: Vec<DefSpan> = match Lang::from_path(&rel) {
             Some(lang) => {
-                let mut d: Vec<String> = tags(lang, &content)
+                let line_of =
+                    |byte: usize| content[..byte.min(content.len())].matches('\n').count();
+                tags(lang, &content)
                     .into_iter()
-                    .filter(|t| t.kind.starts_with("definition"))
-                    .map(|t| t.name)
-                    .collect();
-                d.sort();
-                d.dedup();
-                d
+                    .filter(|t| t.is_definition())
+                    .map(|t| DefSpan {
+                        first_line: line_of(t.start_byte),
+                        last_line: line_of(t.end_byte),
+                        name: t.name,
+                    })
+                    .collect()
             }
             None => Vec::new(),
         };
+        spans.sort_by_key(|d| (d.first_line, d.last_line));
+        let mut definitions: Vec<String> = spans.iter().map(|d| d.name.clone()).collect();
+        definitions.sort();
+        definitions.dedup();
         self.files.insert(
             rel.clone(),
             FileEntry {
                 path: rel,
                 content,
                 definitions,
+                spans,
             },
         );
     }
@@ -235,7 +259,7 @@ impl WorkspaceIndex {
             if left < 64 {
                 break;
             }
-            let content = head_lines(&f.content, per_file.min(left));
+            let content = excerpt(f, &symbols.references, per_file.min(left));
             if content.is_empty() {
                 continue;
             }
@@ -255,6 +279,110 @@ impl WorkspaceIndex {
         });
         chosen
     }
+}
+
+/// The index plus the ring of recently opened and saved files: what the server, `inkling
+/// complete` and the bench ask for a file's context chunks.
+#[derive(Debug, Clone, Default)]
+pub struct RepoContext {
+    pub index: WorkspaceIndex,
+    /// Newest first, relative paths.
+    pub recent: Vec<String>,
+    pub budget_chars: usize,
+}
+
+/// Files larger than this are not parsed for the symbols that choose their context.
+pub const MAX_SYMBOL_SOURCE_BYTES: usize = 1 << 20;
+
+/// Files kept in the recent ring.
+pub const RECENT_FILES: usize = 8;
+
+impl RepoContext {
+    pub fn new(index: WorkspaceIndex, budget_tokens: usize) -> Self {
+        RepoContext {
+            index,
+            recent: Vec::new(),
+            budget_chars: budget_tokens * crate::prompt::CHARS_PER_TOKEN,
+        }
+    }
+
+    /// Puts `rel` at the front of the recent ring.
+    pub fn touch(&mut self, rel: &str) {
+        self.recent.retain(|r| r != rel);
+        self.recent.insert(0, rel.to_string());
+        self.recent.truncate(RECENT_FILES);
+    }
+
+    /// Context chunks for the file `rel` with text `text`. Depends on the whole file's imports
+    /// and references, never on the cursor, so typing in the file leaves it unchanged.
+    pub fn context_for(&self, rel: &str, text: &str) -> Vec<ContextFile> {
+        if self.budget_chars == 0 || self.index.files.is_empty() {
+            return Vec::new();
+        }
+        // A huge file is not parsed for its symbols (that would stall the caller); the recent
+        // ring still gives it context.
+        let symbols = Lang::from_path(rel)
+            .filter(|_| text.len() <= MAX_SYMBOL_SOURCE_BYTES)
+            .map(|l| crate::syntax::file_symbols(l, text))
+            .unwrap_or_default();
+        self.index
+            .select(rel, &symbols, &self.recent, self.budget_chars)
+    }
+}
+
+/// A stable hash of rendered context chunks (for logs and change detection).
+pub fn context_hash(chunks: &[ContextFile]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    chunks.hash(&mut h);
+    h.finish()
+}
+
+/// What a context chunk shows of `f` in at most `max` bytes: the whole file when it fits, else
+/// the definitions that `references` names (their first [`MAX_DEF_LINES`] lines, in file order),
+/// else the top of the file.
+fn excerpt(f: &FileEntry, references: &[String], max: usize) -> String {
+    if f.content.len() <= max {
+        return f.content.trim_end().to_string();
+    }
+    let lines: Vec<&str> = f.content.lines().collect();
+    let mut ranges: Vec<(usize, usize)> = f
+        .spans
+        .iter()
+        .filter(|d| references.contains(&d.name))
+        .map(|d| {
+            (
+                d.first_line,
+                d.last_line.min(d.first_line + MAX_DEF_LINES - 1),
+            )
+        })
+        .collect();
+    ranges.sort_unstable();
+    let mut out = String::new();
+    let mut shown_to = 0usize;
+    for (first, last) in ranges {
+        let first = first.max(shown_to);
+        if first > last || first >= lines.len() {
+            continue;
+        }
+        let mut piece = String::new();
+        if first > shown_to {
+            piece.push_str("...\n");
+        }
+        for l in &lines[first..=last.min(lines.len() - 1)] {
+            piece.push_str(l);
+            piece.push('\n');
+        }
+        if out.len() + piece.len() > max {
+            break;
+        }
+        out.push_str(&piece);
+        shown_to = last + 1;
+    }
+    if out.is_empty() {
+        return head_lines(&f.content, max);
+    }
+    out.trim_end().to_string()
 }
 
 /// Whole lines from the start of `text`, at most `max` bytes.
@@ -351,6 +479,25 @@ mod tests {
             small
                 .iter()
                 .all(|c| c.content.len() <= 300 && !c.content.ends_with("retur"))
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn file_context_ignores_the_cursor_and_the_current_file() {
+        let dir = workspace();
+        let mut ctx = RepoContext::new(WorkspaceIndex::build(&dir), 1024);
+        ctx.touch("main.py");
+        let text = "from geometry import area\n\nprint(area(2, 3))\nx = \n";
+        let chunks = ctx.context_for("main.py", text);
+        let paths: Vec<&str> = chunks.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["geometry.py"]);
+        // More typing in the file: the same chunks, byte for byte.
+        let typed = format!("{text}y = area(1, 1)\n");
+        assert_eq!(ctx.context_for("main.py", &typed), chunks);
+        assert_eq!(
+            context_hash(&ctx.context_for("main.py", &typed)),
+            context_hash(&chunks)
         );
         let _ = std::fs::remove_dir_all(dir);
     }

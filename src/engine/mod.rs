@@ -10,6 +10,7 @@
 //! nothing about documents, editors or LSP.
 
 pub mod fim;
+pub mod kvstore;
 mod worker;
 
 use std::path::PathBuf;
@@ -42,6 +43,10 @@ pub struct EngineConfig {
     pub draft_model: Option<PathBuf>,
     /// llama.cpp's automatic flash attention (faster prompts); off when speculating, for exactness.
     pub flash_attention: bool,
+    /// Where prefix KV snapshots persist across restarts; `None` keeps them in memory only.
+    pub kv_dir: Option<PathBuf>,
+    /// Size cap of `kv_dir`; least recently used snapshots go first.
+    pub kv_cap_bytes: u64,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -53,6 +58,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("gpu_layers", &self.gpu_layers)
             .field("draft_model", &self.draft_model)
             .field("flash_attention", &self.flash_attention)
+            .field("kv_dir", &self.kv_dir)
             .finish_non_exhaustive()
     }
 }
@@ -67,6 +73,8 @@ impl EngineConfig {
             progress: None,
             draft_model: None,
             flash_attention: true,
+            kv_dir: None,
+            kv_cap_bytes: 1 << 30,
         }
     }
 }
@@ -147,6 +155,41 @@ pub struct GenerateRequest {
     pub partial: Option<Arc<tokio::sync::watch::Sender<String>>>,
     /// How to use speculative decoding; the answer is the same in every mode.
     pub speculation: crate::config::Speculation,
+    /// How much of the KV cache a prompt may reuse.
+    pub kv: KvReuse,
+    /// A repo-context prefix (with `max_tokens` 0): load its KV from disk when a snapshot exists,
+    /// else evaluate it and save one.
+    pub persist: bool,
+}
+
+impl GenerateRequest {
+    /// A request with the defaults for everything but the prompt and stop rules.
+    pub fn new(prompt: Prompt, stop: StopRules, max_tokens: usize) -> Self {
+        GenerateRequest {
+            prompt,
+            stop,
+            max_tokens,
+            time_cap_after_newline: None,
+            partial: None,
+            speculation: crate::config::Speculation::Off,
+            kv: KvReuse::default(),
+            persist: false,
+        }
+    }
+}
+
+/// How a prompt may reuse what the KV cache holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KvReuse {
+    /// The common prefix, plus one run of later chunks moved to new positions (RoPE shift)
+    /// when a chunk before them changed.
+    #[default]
+    Shift,
+    /// The longest common token prefix only.
+    Prefix,
+    /// Nothing: evaluate the whole prompt (for comparisons and tests).
+    None,
 }
 
 /// Why generation ended.
@@ -164,7 +207,14 @@ pub enum StopReason {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Timings {
     pub prompt_tokens: usize,
+    /// Tokens whose KV was reused in place (the common prefix, or a snapshot loaded from disk).
     pub reused_tokens: usize,
+    /// Tokens whose KV was reused after a position shift.
+    #[serde(default)]
+    pub shifted_tokens: usize,
+    /// Tokens whose KV came from a snapshot on disk.
+    #[serde(default)]
+    pub loaded_tokens: usize,
     pub evaluated_tokens: usize,
     pub generated_tokens: usize,
     /// From the job's start on the engine thread to the first sampled token.

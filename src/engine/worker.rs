@@ -19,8 +19,10 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::token::LlamaToken;
 
 use super::fim::{self, FimTokens};
+use super::kvstore::{EntryHeader, KvStore};
 use super::{
-    EngineConfig, EngineError, GenerateRequest, Generation, Job, ModelInfo, StopReason, Timings,
+    EngineConfig, EngineError, GenerateRequest, Generation, Job, KvReuse, ModelInfo, StopReason,
+    Timings,
 };
 use crate::prompt::Piece;
 use crate::speculative::{Choice, Policy, PromptLookup};
@@ -28,6 +30,9 @@ use crate::speculative::{Choice, Policy, PromptLookup};
 /// Logit gap below which a batched verification defers to a one-token pass (numeric noise
 /// between batch sizes is far smaller).
 const TIE_MARGIN: f32 = 0.1;
+
+/// A run of cached chunks shorter than this is re-evaluated rather than moved.
+const MIN_SHIFT_RUN: usize = 32;
 
 /// Prompt tokens per decode call: small enough to notice a cancel quickly, large enough to stay
 /// within a few percent of full-batch speed on CPU.
@@ -94,7 +99,11 @@ pub(super) fn run(
             .with_n_batch(512)
             .with_n_ubatch(512)
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            // Sequence 1 parks the KV of chunks being moved while a changed chunk is
+            // re-evaluated; moving cells between sequences needs one unified cache.
+            .with_n_seq_max(2)
+            .with_kv_unified(true);
         // Flash attention makes a batched pass round differently from one-token passes, so
         // speculation (which must match plain decoding exactly) runs without it.
         if config.flash_attention {
@@ -145,7 +154,20 @@ pub(super) fn run(
         .map(|t| vocab.token_to_piece(t, false, None))
         .collect();
     let has_draft = draft.is_some();
+    let store = config.kv_dir.as_ref().and_then(|dir| {
+        match super::kvstore::model_fingerprint(&config.model) {
+            Ok(fp) => Some(Store {
+                kv: KvStore::new(dir.clone(), config.kv_cap_bytes),
+                model_fp: fp,
+            }),
+            Err(e) => {
+                tracing::warn!("KV snapshots off: cannot fingerprint the model: {e}");
+                None
+            }
+        }
+    });
     let mut w = Worker {
+        store,
         model: &model,
         ctx,
         fim,
@@ -277,7 +299,14 @@ fn start(config: &EngineConfig) -> Result<(LlamaModel, ModelInfo), EngineError> 
     Ok((model, info))
 }
 
+/// Where prefix snapshots persist, and the model they belong to.
+struct Store {
+    kv: KvStore,
+    model_fp: u64,
+}
+
 struct Worker<'m> {
+    store: Option<Store>,
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     fim: FimTokens,
@@ -463,16 +492,44 @@ impl Worker<'_> {
                 req.max_tokens
             )));
         }
-        // Reuse the longest common prefix, but always evaluate at least one token for fresh logits.
-        self.truncate(common_prefix(&self.cached, &tokens).min(tokens.len() - 1));
-        let reuse = self.cached.len();
         let mut timings = Timings {
             prompt_tokens: tokens.len(),
-            reused_tokens: reuse,
-            evaluated_tokens: tokens.len() - reuse,
             ..Timings::default()
         };
-        let todo = &tokens[reuse..];
+        if req.max_tokens == 0 && common_prefix(&self.cached, &tokens) == tokens.len() {
+            // Already cached (a completion read this prefix): keep the tail after it, which the
+            // next keystroke's prompt will reuse.
+            if req.persist {
+                self.snapshot(tokens.len());
+            }
+            timings.reused_tokens = tokens.len();
+            timings.total_ms = t0.elapsed().as_secs_f64() * 1e3;
+            return Ok(prompt_only(timings));
+        }
+        if req.persist && req.max_tokens == 0 {
+            if let Some(loaded) = self.restore(&tokens) {
+                timings.reused_tokens = loaded;
+                timings.loaded_tokens = loaded;
+                timings.prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
+                timings.total_ms = timings.prompt_ms;
+                return Ok(prompt_only(timings));
+            }
+        }
+        // Reuse what the cache holds, but always evaluate at least one token for fresh logits.
+        let before = self.cached.len();
+        let reuse = self.reuse(&tokens, req.kv, &job.cancel);
+        let (reused, shifted) = reuse?;
+        timings.reused_tokens = reused;
+        timings.shifted_tokens = shifted;
+        timings.evaluated_tokens = tokens.len() - reused - shifted;
+        tracing::debug!(
+            before,
+            reused,
+            shifted,
+            evaluated = timings.evaluated_tokens,
+            "kv reuse"
+        );
+        let todo = &tokens[self.cached.len()..];
         let chunks = todo.len().div_ceil(PROMPT_CHUNK);
         for (i, chunk) in todo.chunks(PROMPT_CHUNK).enumerate() {
             if job.cancel.is_cancelled() {
@@ -482,13 +539,11 @@ impl Worker<'_> {
         }
         timings.prompt_ms = t0.elapsed().as_secs_f64() * 1e3;
         if req.max_tokens == 0 {
-            timings.total_ms = timings.prompt_ms;
-            return Ok(Generation {
-                text: String::new(),
-                raw: String::new(),
-                stop_reason: StopReason::PromptOnly,
-                timings,
-            });
+            if req.persist {
+                self.snapshot(self.cached.len());
+            }
+            timings.total_ms = t0.elapsed().as_secs_f64() * 1e3;
+            return Ok(prompt_only(timings));
         }
 
         let mut out = Decoded::default();
@@ -636,6 +691,184 @@ impl Worker<'_> {
         None
     }
 
+    /// Makes the cache hold a prefix of `tokens` (all but the last): the common prefix in place,
+    /// and, when a chunk changed, one later run of chunks moved to its new positions instead of
+    /// re-evaluated (the tokens between are evaluated here). Returns (reused in place, shifted).
+    fn reuse(
+        &mut self,
+        tokens: &[LlamaToken],
+        mode: KvReuse,
+        cancel: &super::CancelToken,
+    ) -> Result<(usize, usize), EngineError> {
+        let limit = tokens.len() - 1;
+        if mode == KvReuse::None {
+            self.truncate(0);
+            return Ok((0, 0));
+        }
+        let p = common_prefix(&self.cached, tokens).min(limit);
+        let run = match (mode, self.fim.file_sep) {
+            (KvReuse::Shift, Some(sep)) => {
+                find_run(&self.cached, tokens, p, limit, LlamaToken(sep))
+            }
+            _ => None,
+        };
+        let Some(Run { at, from, len }) = run else {
+            self.truncate(p);
+            return Ok((self.cached.len(), 0));
+        };
+        // Park the run in sequence 1, drop everything after the prefix from sequence 0, evaluate
+        // the new tokens before the run, then move the run to its new positions and take it back.
+        // llama.cpp requires each sequence's positions to grow by one, hence the detour.
+        let parked = self
+            .ctx
+            .kv_cache_seq_cp(0, 1, Some(from as u32), Some((from + len) as u32))
+            .is_ok();
+        self.truncate(p);
+        if !parked || self.cached.len() != p {
+            self.drop_parked();
+            return Ok((self.cached.len(), 0));
+        }
+        for chunk in tokens[p..at].chunks(PROMPT_CHUNK) {
+            if cancel.is_cancelled() {
+                self.drop_parked();
+                return Err(EngineError::Cancelled);
+            }
+            if let Err(e) = self.eval(chunk, false) {
+                self.drop_parked();
+                return Err(e);
+            }
+        }
+        let delta = at as i32 - from as i32;
+        let moved = self
+            .ctx
+            .kv_cache_seq_add(1, Some(from as u32), Some((from + len) as u32), delta)
+            .and_then(|()| {
+                self.ctx
+                    .kv_cache_seq_cp(1, 0, Some(at as u32), Some((at + len) as u32))
+            })
+            .is_ok();
+        self.drop_parked();
+        if !moved {
+            self.truncate(p);
+            return Ok((p, 0));
+        }
+        self.cached.extend_from_slice(&tokens[at..at + len]);
+        Ok((p, len))
+    }
+
+    /// Empties the parking sequence.
+    fn drop_parked(&mut self) {
+        if self.ctx.kv_cache_seq_rm(1, None, None).is_err() {
+            self.reset();
+        }
+    }
+
+    /// Loads a saved snapshot of `tokens` (a repo prefix) when the cache does not hold most of
+    /// it already; returns how many tokens are now cached from it. A bad snapshot is deleted and
+    /// the prefix evaluated instead.
+    fn restore(&mut self, tokens: &[LlamaToken]) -> Option<usize> {
+        let store = self.store.as_ref()?;
+        if tokens.len() - common_prefix(&self.cached, tokens) <= PROMPT_CHUNK {
+            return None;
+        }
+        let key = super::kvstore::prefix_key(store.model_fp, &as_ids(tokens));
+        let header = EntryHeader {
+            model_fp: store.model_fp,
+            n_tokens: tokens.len() as u32,
+        };
+        let payload = match store.kv.load(key, &header) {
+            Ok(Some(p)) => p,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("KV snapshot not used: {e}");
+                return None;
+            }
+        };
+        let scratch = store.kv.scratch_path();
+        let written = std::fs::write(&scratch, &payload);
+        self.reset();
+        let loaded = written.map_err(|e| e.to_string()).and_then(|()| {
+            self.ctx
+                .state_seq_load_file(&scratch, 0, tokens.len() + 1)
+                .map_err(|e| e.to_string())
+        });
+        let _ = std::fs::remove_file(&scratch);
+        match loaded {
+            Ok((saved, _)) if saved == tokens => {
+                self.cached = saved;
+                tracing::info!(tokens = tokens.len(), "KV snapshot loaded");
+                Some(tokens.len())
+            }
+            other => {
+                let why = match other {
+                    Ok(_) => "its tokens differ from the prefix".to_string(),
+                    Err(e) => e,
+                };
+                tracing::warn!("KV snapshot rejected ({why}); re-evaluating");
+                self.reset();
+                if let Some(s) = &self.store {
+                    s.kv.remove(key);
+                }
+                None
+            }
+        }
+    }
+
+    /// Saves the first `n` cached tokens (a repo prefix) as a snapshot, unless one exists.
+    fn snapshot(&mut self, n: usize) {
+        let Some(store) = self.store.as_ref().map(|s| (s.kv.clone(), s.model_fp)) else {
+            return;
+        };
+        let store = Store {
+            kv: store.0,
+            model_fp: store.1,
+        };
+        let n = n.min(self.cached.len());
+        let prefix = self.cached[..n].to_vec();
+        let key = super::kvstore::prefix_key(store.model_fp, &as_ids(&prefix));
+        if store.kv.path_of(key).exists() {
+            return;
+        }
+        let header = EntryHeader {
+            model_fp: store.model_fp,
+            n_tokens: n as u32,
+        };
+        let scratch = store.kv.scratch_path();
+        if let Some(dir) = scratch.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        // llama.cpp saves whole sequences: a prefix of the cache goes through sequence 1.
+        let seq = if n == self.cached.len() {
+            0
+        } else if self
+            .ctx
+            .kv_cache_seq_cp(0, 1, Some(0), Some(n as u32))
+            .is_ok()
+        {
+            1
+        } else {
+            return;
+        };
+        let saved = self.ctx.state_seq_save_file(&scratch, seq, &prefix);
+        if seq == 1 {
+            self.drop_parked();
+        }
+        let result = saved
+            .map_err(|e| e.to_string())
+            .and_then(|_| std::fs::read(&scratch).map_err(|e| e.to_string()))
+            .and_then(|bytes| {
+                store
+                    .kv
+                    .save(key, &header, &bytes)
+                    .map_err(|e| e.to_string())
+            });
+        let _ = std::fs::remove_file(&scratch);
+        match result {
+            Ok(n) => tracing::info!(tokens = header.n_tokens, bytes = n, "KV snapshot saved"),
+            Err(e) => tracing::warn!("cannot save a KV snapshot: {e}"),
+        }
+    }
+
     /// Drops KV entries from position `n` on.
     fn truncate(&mut self, n: usize) {
         if n < self.cached.len() {
@@ -689,6 +922,48 @@ impl Worker<'_> {
                 .record_draft_token(t.elapsed().as_secs_f64() * 1e3 / proposals.len() as f64);
         }
         Ok(proposals)
+    }
+}
+
+/// Cached tokens `from..from + len` reappear in the new prompt at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    at: usize,
+    from: usize,
+    len: usize,
+}
+
+/// The longest run of cached chunks (starting at a `sep` token, after the common prefix `p`)
+/// that the new prompt repeats before `limit`, if it is worth moving.
+fn find_run(
+    cached: &[LlamaToken],
+    tokens: &[LlamaToken],
+    p: usize,
+    limit: usize,
+    sep: LlamaToken,
+) -> Option<Run> {
+    let starts = |ts: &[LlamaToken], end: usize| -> Vec<usize> {
+        (p..end.min(ts.len())).filter(|&i| ts[i] == sep).collect()
+    };
+    let (old, new) = (starts(cached, cached.len()), starts(tokens, limit));
+    let mut best: Option<Run> = None;
+    for &at in &new {
+        for &from in &old {
+            let len = common_prefix(&cached[from..], &tokens[at..limit]);
+            if len >= MIN_SHIFT_RUN && best.is_none_or(|b| len > b.len) {
+                best = Some(Run { at, from, len });
+            }
+        }
+    }
+    best
+}
+
+fn prompt_only(timings: Timings) -> Generation {
+    Generation {
+        text: String::new(),
+        raw: String::new(),
+        stop_reason: StopReason::PromptOnly,
+        timings,
     }
 }
 
@@ -807,7 +1082,41 @@ impl Draft<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::utf8_prefix;
+    use super::{LlamaToken, Run, find_run, utf8_prefix};
+
+    #[test]
+    fn finds_the_chunks_after_a_changed_one() {
+        let t = |v: &[i32]| v.iter().map(|&i| LlamaToken(i)).collect::<Vec<_>>();
+        let sep = LlamaToken(-1);
+        // repo, chunk A, chunk B (changed), chunk C, FIM part.
+        let a: Vec<i32> = (100..140).collect();
+        let c: Vec<i32> = (300..340).collect();
+        let build = |b: &[i32]| {
+            let mut v = vec![1, -1];
+            v.extend(&a);
+            v.push(-1);
+            v.extend(b);
+            v.push(-1);
+            v.extend(&c);
+            v.extend([7, 8, 9]);
+            t(&v)
+        };
+        let old = build(&[200, 201, 202]);
+        let new = build(&[200, 250, 251, 252, 253]);
+        let p = super::common_prefix(&old, &new);
+        assert_eq!(p, 2 + 40 + 2);
+        let run = find_run(&old, &new, p, new.len() - 1, sep).unwrap();
+        assert_eq!(
+            run,
+            Run {
+                at: 2 + 40 + 1 + 5,
+                from: 2 + 40 + 1 + 3,
+                len: 1 + 40 + 2
+            }
+        );
+        // A run too short to be worth moving.
+        assert_eq!(find_run(&old, &new, p, new.len() - 30, sep), None);
+    }
 
     #[test]
     fn utf8_waits_for_whole_characters() {

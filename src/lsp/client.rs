@@ -151,10 +151,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Client<R, W> {
     }
 
     pub async fn initialize(&mut self, init_options: Value, capabilities: Value) -> Result<Value> {
+        self.initialize_in("file:///work/demo", init_options, capabilities)
+            .await
+    }
+
+    /// `initialize` + `initialized` with the workspace root `root_uri`.
+    pub async fn initialize_in(
+        &mut self,
+        root_uri: &str,
+        init_options: Value,
+        capabilities: Value,
+    ) -> Result<Value> {
         let r = self
             .request(
                 "initialize",
-                json!({"processId": null, "rootUri": "file:///work/demo", "capabilities": capabilities, "initializationOptions": init_options}),
+                json!({"processId": null, "rootUri": root_uri, "capabilities": capabilities, "initializationOptions": init_options}),
             )
             .await?;
         self.notify("initialized", json!({})).await?;

@@ -20,10 +20,11 @@ use super::protocol::{
 };
 use crate::complete::{Completer, Shown, SuggestionCache};
 use crate::config::Settings;
+use crate::context::{RepoContext, WorkspaceIndex};
 use crate::document::{self, Document, Edit};
 use crate::engine::{CancelToken, EngineError, Generation, Generator};
 use crate::position::Encoding;
-use crate::prompt::{Anchor, FileView};
+use crate::prompt::{Anchor, ContextFile, FileView};
 use crate::syntax::{Lang, Shape, Syntax};
 
 /// Loads a generator for the given settings (blocking; called off the I/O task).
@@ -60,6 +61,25 @@ struct DocState {
     cache: SuggestionCache,
     /// Set when an edit could not be applied; cleared by the next full-text change.
     out_of_sync: bool,
+    /// Repo-context chunks for this file; changes only on open, save and index updates.
+    context: Arc<Vec<ContextFile>>,
+    /// True once the engine holds (and has saved) the KV of this context's prefix.
+    warmed: bool,
+}
+
+impl DocState {
+    fn new(doc: Document, syntax: Option<Syntax>, path: String) -> Self {
+        DocState {
+            doc,
+            syntax,
+            path,
+            anchor: None,
+            cache: SuggestionCache::default(),
+            out_of_sync: false,
+            context: Arc::new(Vec::new()),
+            warmed: false,
+        }
+    }
 }
 
 /// A suggestion with everything the three request kinds need to answer.
@@ -140,6 +160,11 @@ pub struct Server {
     /// The model job in flight; a request that only typed through its text so far joins it.
     job: Mutex<Option<Arc<Job>>>,
     prefetch: Mutex<Option<CancelToken>>,
+    /// The workspace index and recent-files ring, once the walk is done.
+    repo: RwLock<Option<RepoContext>>,
+    /// The repo-prefix warm-up in flight; any completion pre-empts it.
+    warm: Mutex<Option<CancelToken>>,
+    watch_supported: std::sync::atomic::AtomicBool,
     /// Bumped on each (re)load so an old load finishing late does not win.
     generation: std::sync::atomic::AtomicU64,
     progress_supported: std::sync::atomic::AtomicBool,
@@ -158,6 +183,9 @@ impl Server {
             latest: Mutex::new(None),
             job: Mutex::new(None),
             prefetch: Mutex::new(None),
+            repo: RwLock::new(None),
+            warm: Mutex::new(None),
+            watch_supported: std::sync::atomic::AtomicBool::new(false),
             generation: std::sync::atomic::AtomicU64::new(0),
             progress_supported: std::sync::atomic::AtomicBool::new(false),
         }
@@ -250,6 +278,7 @@ impl Server {
                         .log_message(MessageType::INFO, format!("inkling: model {name} ready"))
                         .await;
                     me.status("ready", Some(name)).await;
+                    me.warm_latest();
                 }
                 Err(e) => {
                     let msg = e.to_string();
@@ -328,6 +357,161 @@ impl Server {
         if let Some(p) = self.prefetch.lock().expect("prefetch lock").take() {
             p.cancel();
         }
+        if let Some(w) = self.warm.lock().expect("warm lock").take() {
+            w.cancel();
+        }
+    }
+
+    /// Walks the workspace in the background, then gives every open document its context.
+    fn start_indexing(self: &Arc<Self>) {
+        let settings = self.settings();
+        let Some(root) = self.root.read().expect("root lock").clone() else {
+            return;
+        };
+        if settings.context_tokens == 0 {
+            return;
+        }
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let r = root.clone();
+            let index = match tokio::task::spawn_blocking(move || WorkspaceIndex::build(&r)).await {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!("workspace index failed: {e}");
+                    return;
+                }
+            };
+            tracing::info!(
+                files = index.files.len(),
+                ms = t.elapsed().as_millis() as u64,
+                root = %root.display(),
+                "workspace indexed"
+            );
+            let mut ctx = RepoContext::new(index, settings.context_tokens);
+            // Files opened before the walk finished count as recent, oldest first.
+            for d in me.docs.iter() {
+                ctx.touch(&d.path);
+            }
+            *me.repo.write().expect("repo lock") = Some(ctx);
+            me.refresh_contexts();
+            me.warm_latest();
+        });
+    }
+
+    /// Recomputes every open document's context chunks; unchanged ones stay byte-identical.
+    fn refresh_contexts(&self) {
+        let repo = self.repo.read().expect("repo lock");
+        let Some(ctx) = repo.as_ref() else { return };
+        for mut d in self.docs.iter_mut() {
+            let chunks = ctx.context_for(&d.path, &d.doc.rope.to_string());
+            if *d.context != chunks {
+                d.context = Arc::new(chunks);
+                d.warmed = false;
+            }
+        }
+    }
+
+    /// Warms the prefix of the most recently used open document.
+    fn warm_latest(self: &Arc<Self>) {
+        let recent = self
+            .repo
+            .read()
+            .expect("repo lock")
+            .as_ref()
+            .and_then(|c| c.recent.first().cloned());
+        let uri = recent.and_then(|p| {
+            self.docs
+                .iter()
+                .find(|d| d.path == p)
+                .map(|d| d.key().clone())
+        });
+        if let Some(uri) = uri {
+            self.warm_context(&uri, true);
+        }
+    }
+
+    /// Evaluates (or loads from disk) the KV of a document's repo prefix in idle engine time,
+    /// reporting `$/progress` when `announce`; the next completion then starts from it.
+    fn warm_context(self: &Arc<Self>, uri: &Uri, announce: bool) {
+        let Some(engine) = self.generator() else {
+            return;
+        };
+        let (prompt, files) = {
+            let Some(st) = self.docs.get(uri) else { return };
+            if st.warmed || st.context.is_empty() {
+                return;
+            }
+            (
+                crate::prompt::repo_prefix(&self.repo_name(), &st.context, &st.path),
+                st.context.len(),
+            )
+        };
+        let mut req = crate::engine::GenerateRequest::new(prompt.clone(), Default::default(), 0);
+        req.persist = true;
+        let token = CancelToken::new();
+        if let Some(old) = self.warm.lock().expect("warm lock").replace(token.clone()) {
+            old.cancel();
+        }
+        let rx = engine.submit(req, token);
+        let me = Arc::clone(self);
+        let uri = uri.clone();
+        tokio::spawn(async move {
+            let progress = if announce
+                && me
+                    .progress_supported
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                let token = NumberOrString::String(format!("inkling/context/{}", uri.as_str()));
+                match me.client.create_work_done_progress(token.clone()).await {
+                    Ok(()) => Some(
+                        me.client
+                            .progress(token, "inkling: repo context")
+                            .with_message(format!("{files} files"))
+                            .begin()
+                            .await,
+                    ),
+                    Err(_) => None,
+                }
+            } else {
+                None
+            };
+            let result = rx.await.unwrap_or(Err(EngineError::Gone));
+            let message = match &result {
+                Ok(g) => {
+                    let t = &g.timings;
+                    if let Some(mut st) = me.docs.get_mut(&uri) {
+                        let now =
+                            crate::prompt::repo_prefix(&me.repo_name(), &st.context, &st.path);
+                        if now == prompt {
+                            st.warmed = true;
+                        }
+                    }
+                    tracing::info!(
+                        tokens = t.prompt_tokens,
+                        loaded = t.loaded_tokens,
+                        evaluated = t.evaluated_tokens,
+                        ms = t.total_ms as u64,
+                        "repo prefix ready"
+                    );
+                    format!(
+                        "{} tokens ready ({} from disk, {} evaluated) in {:.1} s",
+                        t.prompt_tokens,
+                        t.loaded_tokens,
+                        t.evaluated_tokens,
+                        t.total_ms / 1e3
+                    )
+                }
+                Err(EngineError::Cancelled) => "paused for a completion".to_string(),
+                Err(e) => {
+                    tracing::warn!("repo prefix warm-up failed: {e}");
+                    format!("failed: {e}")
+                }
+            };
+            if let Some(p) = progress {
+                p.finish_with_message(message).await;
+            }
+        });
     }
 
     /// The job in flight, if the user has only typed what it is generating since it started.
@@ -355,6 +539,7 @@ impl Server {
         repo: String,
         syntax: Option<Syntax>,
         shape: Shape,
+        context: Arc<Vec<ContextFile>>,
     ) -> Arc<Job> {
         self.cancel_jobs();
         let view = FileView {
@@ -363,7 +548,7 @@ impl Server {
             path: &path,
             repo: &repo,
         };
-        let (plan, mut req) = completer.request_shaped(&view, anchor.as_ref(), &[], shape);
+        let (plan, mut req) = completer.request_shaped(&view, anchor.as_ref(), &context, shape);
         let (ptx, prx) = tokio::sync::watch::channel(String::new());
         req.partial = Some(Arc::new(ptx));
         let (dtx, drx) = tokio::sync::watch::channel(None);
@@ -400,7 +585,7 @@ impl Server {
                 }
                 if !g.text.is_empty() {
                     me.spawn_prefetch(
-                        uri,
+                        uri.clone(),
                         &rope,
                         cursor,
                         &g.text,
@@ -408,8 +593,11 @@ impl Server {
                         &completer,
                         &path,
                         &repo,
+                        &context,
                     );
                 }
+                // The prefix is in the cache now: saving its snapshot costs no evaluation.
+                me.warm_context(&uri, false);
             }
             dtx.send_replace(Some(result));
         });
@@ -428,7 +616,7 @@ impl Server {
         let enc = self.enc();
         let settings = self.settings();
         // Snapshot the document: ropes clone in O(1), and the lock is not held across awaits.
-        let (mut rope, path, anchor, language, cursor, clamped, syntax) = {
+        let (mut rope, path, anchor, language, cursor, clamped, syntax, context) = {
             let Some(state) = self.docs.get(uri) else {
                 return Err(Error::invalid_params(format!(
                     "unknown document {}",
@@ -451,6 +639,7 @@ impl Server {
                 c.char_idx,
                 c.clamped,
                 state.syntax.clone(),
+                Arc::clone(&state.context),
             )
         };
         if clamped {
@@ -552,6 +741,7 @@ impl Server {
                         repo.clone(),
                         syntax.clone(),
                         shape,
+                        Arc::clone(&context),
                     )
                 }
             };
@@ -621,6 +811,7 @@ impl Server {
         completer: &Completer,
         path: &str,
         repo: &str,
+        context: &[ContextFile],
     ) {
         let shown = Shown::new(rope, cursor, suggestion.to_string(), false);
         let (accepted, new_cursor) = shown.accepted(rope);
@@ -630,7 +821,7 @@ impl Server {
             path,
             repo,
         };
-        let (_, req) = completer.request(&view, Some(&anchor), &[]);
+        let (_, req) = completer.request(&view, Some(&anchor), context);
         let token = CancelToken::new();
         if let Some(old) = self
             .prefetch
@@ -801,6 +992,15 @@ impl LanguageServer for Handle {
             .unwrap_or(false);
         me.progress_supported
             .store(progress, std::sync::atomic::Ordering::Relaxed);
+        let watch = params
+            .capabilities
+            .workspace
+            .as_ref()
+            .and_then(|w| w.did_change_watched_files.as_ref())
+            .and_then(|d| d.dynamic_registration)
+            .unwrap_or(false);
+        me.watch_supported
+            .store(watch, std::sync::atomic::Ordering::Relaxed);
         #[allow(deprecated)]
         let root = params
             .workspace_folders
@@ -849,6 +1049,31 @@ impl LanguageServer for Handle {
 
     async fn initialized(&self, _: InitializedParams) {
         self.0.start_loading();
+        self.0.start_indexing();
+        if self
+            .0
+            .watch_supported
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let options = DidChangeWatchedFilesRegistrationOptions {
+                watchers: vec![FileSystemWatcher {
+                    glob_pattern: GlobPattern::String("**/*".into()),
+                    kind: None,
+                }],
+            };
+            let registration = Registration {
+                id: "inkling/watched-files".into(),
+                method: "workspace/didChangeWatchedFiles".into(),
+                register_options: serde_json::to_value(options).ok(),
+            };
+            // Not awaited here: the client answers whenever it likes.
+            let client = self.0.client.clone();
+            tokio::spawn(async move {
+                if let Err(e) = client.register_capability(vec![registration]).await {
+                    tracing::info!("no file watching: {e}");
+                }
+            });
+        }
     }
 
     async fn shutdown(&self) -> Result<()> {
@@ -867,17 +1092,14 @@ impl LanguageServer for Handle {
             Lang::from_language_id(&td.language_id).or_else(|| Lang::from_path(&path)),
             &doc.rope,
         );
-        self.0.docs.insert(
-            td.uri,
-            DocState {
-                doc,
-                syntax,
-                path,
-                anchor: None,
-                cache: SuggestionCache::default(),
-                out_of_sync: false,
-            },
-        );
+        let mut state = DocState::new(doc, syntax, path);
+        if let Some(ctx) = self.0.repo.write().expect("repo lock").as_mut() {
+            ctx.touch(&state.path);
+            state.context = Arc::new(ctx.context_for(&state.path, &td.text));
+        }
+        let uri = td.uri.clone();
+        self.0.docs.insert(td.uri, state);
+        self.0.warm_context(&uri, true);
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -897,17 +1119,7 @@ impl LanguageServer for Handle {
                 let path = me.relative_path(&uri);
                 let doc = Document::new(&full.text, version, "");
                 let syntax = syntax_for(Lang::from_path(&path), &doc.rope);
-                me.docs.insert(
-                    uri,
-                    DocState {
-                        doc,
-                        syntax,
-                        path,
-                        anchor: None,
-                        cache: SuggestionCache::default(),
-                        out_of_sync: false,
-                    },
-                );
+                me.docs.insert(uri, DocState::new(doc, syntax, path));
             } else {
                 tracing::warn!(
                     uri = uri.as_str(),
@@ -971,7 +1183,42 @@ impl LanguageServer for Handle {
         }
     }
 
-    async fn did_save(&self, _: DidSaveTextDocumentParams) {}
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        let me = &self.0;
+        let uri = params.text_document.uri;
+        let path = me.docs.get(&uri).map(|d| d.path.clone());
+        if let Some(ctx) = me.repo.write().expect("repo lock").as_mut() {
+            if let Some(file) = uri.to_file_path() {
+                ctx.index.update_file(&file);
+            }
+            if let Some(p) = &path {
+                ctx.touch(p);
+            }
+        } else {
+            return;
+        }
+        me.refresh_contexts();
+        me.warm_context(&uri, true);
+    }
+
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        let me = &self.0;
+        {
+            let mut repo = me.repo.write().expect("repo lock");
+            let Some(ctx) = repo.as_mut() else { return };
+            for change in &params.changes {
+                let Some(file) = change.uri.to_file_path() else {
+                    continue;
+                };
+                if change.typ == FileChangeType::DELETED {
+                    ctx.index.remove(&file);
+                } else {
+                    ctx.index.update_file(&file);
+                }
+            }
+        }
+        me.refresh_contexts();
+    }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         self.0.docs.remove(&params.text_document.uri);

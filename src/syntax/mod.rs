@@ -24,7 +24,9 @@ use tree_sitter::{InputEdit, Language, Parser, Point, Tree};
 pub use fit::{FIT_MAX_BYTES, fit};
 pub use queries::{QueryKind, compile_query, query, query_source};
 pub use shape::{MAX_TAIL, Shape, shape};
-pub use tags::{CONTEXT_LINES, ContextSymbols, Tag, context_symbols, tags, text_object};
+pub use tags::{
+    CONTEXT_LINES, ContextSymbols, Tag, context_symbols, file_symbols, tags, text_object,
+};
 
 /// Languages with a bundled grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -295,6 +295,54 @@ pub fn context_symbols(syntax: &Syntax, rope: &Rope, cursor: usize) -> ContextSy
     }
 }
 
+/// Imports and references of the whole file (names defined in it left out), the most used
+/// first. Unlike [`context_symbols`] it does not move with the cursor, so the repo context chosen
+/// from it stays put while the user types.
+pub fn file_symbols(lang: Lang, source: &str) -> ContextSymbols {
+    let mut parser = lang.parser();
+    let Some(tree) = parser.parse(source, None) else {
+        return ContextSymbols::default();
+    };
+    let text = source.as_bytes();
+    let mut imports: Vec<(usize, String)> = Vec::new();
+    if let Some(q) = query(lang, QueryKind::Imports) {
+        let scope = Scope {
+            range: None,
+            max_start_depth: Some(IMPORT_DEPTH),
+        };
+        for_each_match(q, &tree, text, scope, |_, captures| {
+            for (name, node) in captures {
+                if *name == "import" {
+                    let path = clean_import(&text.text(node.byte_range()));
+                    if !path.is_empty() {
+                        imports.push((node.start_byte(), path));
+                    }
+                }
+            }
+        });
+    }
+    let tags = collect_tags(lang, &tree, text, Scope::default());
+    let defined: HashSet<&str> = tags
+        .iter()
+        .filter(|t| t.is_definition())
+        .map(|t| t.name.as_str())
+        .collect();
+    let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
+    for t in tags.iter().filter(|t| t.is_reference()) {
+        if !defined.contains(t.name.as_str()) {
+            let e = counts.entry(t.name.as_str()).or_insert((0, t.start_byte));
+            e.0 += 1;
+        }
+    }
+    let mut references: Vec<(&str, (usize, usize))> = counts.into_iter().collect();
+    // Most used first; ties in document order, so the result is deterministic.
+    references.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.1.1.cmp(&b.1.1)));
+    ContextSymbols {
+        imports: nearest_unique(&mut imports),
+        references: references.into_iter().map(|(n, _)| n.to_string()).collect(),
+    }
+}
+
 fn distance(tag: &Tag, byte: usize) -> usize {
     if (tag.start_byte..tag.end_byte).contains(&byte) {
         0
