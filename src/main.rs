@@ -60,6 +60,15 @@ struct ModelArgs {
     /// Neither load nor save KV snapshots
     #[arg(long)]
     no_kv_persist: bool,
+    /// Tokens of the current file before the cursor shown to the model
+    #[arg(long, default_value_t = Settings::default().prefix_tokens)]
+    prefix_tokens: usize,
+    /// Tokens of the current file after the cursor shown to the model
+    #[arg(long, default_value_t = Settings::default().suffix_tokens)]
+    suffix_tokens: usize,
+    /// Once a suggestion spans lines, stop it after this many milliseconds of decoding
+    #[arg(long, default_value_t = Settings::default().time_cap_ms)]
+    time_cap_ms: u64,
 }
 
 impl ModelArgs {
@@ -76,6 +85,9 @@ impl ModelArgs {
             context_tokens: self.context_tokens,
             kv_dir: self.kv_dir.clone(),
             persist_kv: !self.no_kv_persist,
+            prefix_tokens: self.prefix_tokens,
+            suffix_tokens: self.suffix_tokens,
+            time_cap_ms: self.time_cap_ms,
             ..Settings::default()
         }
     }

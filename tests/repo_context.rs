@@ -95,6 +95,18 @@ fn changed_middle_chunk_shifts_the_rest_and_matches_full_evaluation() {
     assert_eq!(prefix_only.timings.shifted_tokens, 0);
     assert!(prefix_only.timings.evaluated_tokens > t.evaluated_tokens + 100);
     assert_eq!(prefix_only.raw, full.raw);
+    // For the record (cargo test -- --nocapture): what each reuse mode evaluated.
+    for (label, g) in [
+        ("shift", &shifted),
+        ("prefix only", &prefix_only),
+        ("none", &full),
+    ] {
+        let t = &g.timings;
+        eprintln!(
+            "{label}: prompt {} = reused {} + shifted {} + evaluated {}; prompt {:.0} ms",
+            t.prompt_tokens, t.reused_tokens, t.shifted_tokens, t.evaluated_tokens, t.prompt_ms
+        );
+    }
 }
 
 fn kv_engine(dir: &Path) -> Engine {
