@@ -97,6 +97,9 @@ pub struct Settings {
     pub kv_dir: Option<PathBuf>,
     /// Size cap of the snapshot directory, in MiB; least recently used go first.
     pub kv_cache_mb: u64,
+    /// llama.cpp's flash attention for plain decoding (speculation always runs without it, so
+    /// that batched verification rounds like one-token passes).
+    pub flash_attention: bool,
 }
 
 impl Default for Settings {
@@ -121,6 +124,7 @@ impl Default for Settings {
             persist_kv: true,
             kv_dir: None,
             kv_cache_mb: 1024,
+            flash_attention: true,
         }
     }
 }
@@ -164,7 +168,7 @@ impl Settings {
         c.kv_dir = self.kv_dir();
         c.kv_cap_bytes = self.kv_cache_mb.saturating_mul(1 << 20);
         c.draft_model = self.draft_path();
-        c.flash_attention = self.speculation == Speculation::Off;
+        c.flash_attention = self.flash_attention && self.speculation == Speculation::Off;
         if let Some(t) = self.threads {
             c.threads = t.max(1);
         }
@@ -184,6 +188,7 @@ impl Settings {
             || self.draft_path() != other.draft_path()
             || self.kv_dir() != other.kv_dir()
             || self.kv_cache_mb != other.kv_cache_mb
+            || self.flash_attention != other.flash_attention
             || (self.speculation == Speculation::Off) != (other.speculation == Speculation::Off)
     }
 }

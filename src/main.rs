@@ -69,6 +69,9 @@ struct ModelArgs {
     /// Once a suggestion spans lines, stop it after this many milliseconds of decoding
     #[arg(long, default_value_t = Settings::default().time_cap_ms)]
     time_cap_ms: u64,
+    /// Plain decoding without flash attention, as speculation runs (for exactness comparisons)
+    #[arg(long)]
+    no_flash_attention: bool,
 }
 
 impl ModelArgs {
@@ -88,6 +91,7 @@ impl ModelArgs {
             prefix_tokens: self.prefix_tokens,
             suffix_tokens: self.suffix_tokens,
             time_cap_ms: self.time_cap_ms,
+            flash_attention: !self.no_flash_attention,
             ..Settings::default()
         }
     }
