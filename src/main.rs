@@ -42,7 +42,7 @@ struct ModelArgs {
     /// Layers to offload to the GPU (builds with `--features cuda`)
     #[arg(long)]
     gpu_layers: Option<u32>,
-    /// Speculative decoding; every mode returns the same text [default: off on CPU builds, auto with cuda]
+    /// Speculative decoding, aiming at the plain greedy text [default: off on CPU builds, auto with cuda]
     #[arg(long, value_enum)]
     speculation: Option<Speculation>,
     /// Do not use the syntax tree to shape and trim suggestions (text rules only)

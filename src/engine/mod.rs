@@ -153,7 +153,8 @@ pub struct GenerateRequest {
     pub time_cap_after_newline: Option<Duration>,
     /// Receives the text generated so far after each token (for joining requests in flight).
     pub partial: Option<Arc<tokio::sync::watch::Sender<String>>>,
-    /// How to use speculative decoding; the answer is the same in every mode.
+    /// How to use speculative decoding; every mode aims at the plain greedy answer (see issue 6 for
+    /// the near-ties where the 1.5B target still differs).
     pub speculation: crate::config::Speculation,
     /// How much of the KV cache a prompt may reuse.
     pub kv: KvReuse,
