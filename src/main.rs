@@ -391,17 +391,13 @@ fn dir_name(dir: &std::path::Path) -> String {
 
 /// The repo name shown to the model: the git root's directory name, else the file's parent's.
 fn repo_name(file: &std::path::Path) -> String {
-    let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
-    let mut dir = abs.parent();
-    while let Some(d) = dir {
-        if d.join(".git").exists() {
-            return d
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-        }
-        dir = d.parent();
+    if let Some(root) = git_root(file) {
+        return root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
     }
+    let abs = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
     abs.parent()
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())

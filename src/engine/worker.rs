@@ -300,6 +300,7 @@ fn start(config: &EngineConfig) -> Result<(LlamaModel, ModelInfo), EngineError> 
 }
 
 /// Where prefix snapshots persist, and the model they belong to.
+#[derive(Clone)]
 struct Store {
     kv: KvStore,
     model_fp: u64,
@@ -407,19 +408,14 @@ impl Worker<'_> {
         tokens: &[LlamaToken],
         logits: impl Fn(usize) -> bool,
     ) -> Result<(), EngineError> {
-        self.batch.clear();
-        let start = self.cached.len();
-        for (i, t) in tokens.iter().enumerate() {
-            self.batch
-                .add(*t, (start + i) as i32, &[0], logits(i))
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
-            self.reset();
-            return Err(EngineError::Decode(e.to_string()));
-        }
-        self.cached.extend_from_slice(tokens);
-        Ok(())
+        decode_after(
+            &mut self.ctx,
+            &mut self.batch,
+            &mut self.cached,
+            tokens,
+            logits,
+        )
+        .map_err(EngineError::Decode)
     }
 
     /// Greedy choice at batch row `i` and its lead over the runner-up.
@@ -816,12 +812,9 @@ impl Worker<'_> {
 
     /// Saves the first `n` cached tokens (a repo prefix) as a snapshot, unless one exists.
     fn snapshot(&mut self, n: usize) {
-        let Some(store) = self.store.as_ref().map(|s| (s.kv.clone(), s.model_fp)) else {
+        // A copy, so that the cache can be borrowed mutably while saving.
+        let Some(store) = self.store.clone() else {
             return;
-        };
-        let store = Store {
-            kv: store.0,
-            model_fp: store.1,
         };
         let n = n.min(self.cached.len());
         let prefix = self.cached[..n].to_vec();
@@ -967,6 +960,32 @@ fn prompt_only(timings: Timings) -> Generation {
     }
 }
 
+/// Decodes `tokens` in sequence 0 at the positions after `cached` (logits where `logits(i)`),
+/// then records them as cached. A failed decode leaves the cache in an unknown state, so it is
+/// cleared.
+fn decode_after(
+    ctx: &mut LlamaContext,
+    batch: &mut LlamaBatch,
+    cached: &mut Vec<LlamaToken>,
+    tokens: &[LlamaToken],
+    logits: impl Fn(usize) -> bool,
+) -> Result<(), String> {
+    batch.clear();
+    let start = cached.len();
+    for (i, t) in tokens.iter().enumerate() {
+        batch
+            .add(*t, (start + i) as i32, &[0], logits(i))
+            .map_err(|e| e.to_string())?;
+    }
+    if let Err(e) = ctx.decode(batch) {
+        ctx.clear_kv_cache();
+        cached.clear();
+        return Err(e.to_string());
+    }
+    cached.extend_from_slice(tokens);
+    Ok(())
+}
+
 /// Length of the longest common prefix of two token lists.
 fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
@@ -1003,20 +1022,14 @@ impl Draft<'_> {
     }
 
     fn eval(&mut self, tokens: &[LlamaToken]) -> Result<(), EngineError> {
-        self.batch.clear();
-        let start = self.cached.len();
-        for (i, t) in tokens.iter().enumerate() {
-            self.batch
-                .add(*t, (start + i) as i32, &[0], i + 1 == tokens.len())
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
-        }
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
-            self.ctx.clear_kv_cache();
-            self.cached.clear();
-            return Err(EngineError::Decode(format!("draft: {e}")));
-        }
-        self.cached.extend_from_slice(tokens);
-        Ok(())
+        decode_after(
+            &mut self.ctx,
+            &mut self.batch,
+            &mut self.cached,
+            tokens,
+            |i| i + 1 == tokens.len(),
+        )
+        .map_err(|e| EngineError::Decode(format!("draft: {e}")))
     }
 
     /// Brings the draft's KV cache to `context` (all but its last token stay; the last is
