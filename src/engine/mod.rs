@@ -79,6 +79,33 @@ impl EngineConfig {
     }
 }
 
+/// Engine threads still running in this process.
+static LIVE_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts a live engine thread until dropped (also on an early return or a panic).
+struct LiveThread;
+
+impl Drop for LiveThread {
+    fn drop(&mut self) {
+        LIVE_THREADS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits up to `timeout` for every engine thread to end; true when none is left. A process must
+/// not exit while one is still inside llama.cpp: its teardown would race with the decode. Engine
+/// threads end once every handle is dropped and the job in hand is done (cancelled jobs stop
+/// within one prompt chunk or decode step).
+pub fn wait_for_engine_threads(timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while LIVE_THREADS.load(Ordering::SeqCst) > 0 {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
 /// One thread per core: llama.cpp's thread pool spins at barriers, so oversubscribing hurts.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -295,9 +322,14 @@ impl Engine {
     pub fn spawn(config: EngineConfig) -> Result<Engine, EngineError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
+        LIVE_THREADS.fetch_add(1, Ordering::SeqCst);
+        let live = LiveThread;
         std::thread::Builder::new()
             .name("inkling-engine".into())
-            .spawn(move || worker::run(config, ready_tx, rx))
+            .spawn(move || {
+                let _live = live;
+                worker::run(config, ready_tx, rx);
+            })
             .map_err(|e| EngineError::Load(format!("cannot start the engine thread: {e}")))?;
         let info = ready_rx.recv().map_err(|_| EngineError::Gone)??;
         Ok(Engine {

@@ -48,5 +48,11 @@ pub fn run_stdio() -> anyhow::Result<()> {
         tokio::io::stdout(),
         llama_loader(),
     ));
+    // Dropping the runtime drops the tasks' engine handles; then let the engine thread finish
+    // its last decode before the process exits.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    if !crate::engine::wait_for_engine_threads(std::time::Duration::from_secs(5)) {
+        tracing::warn!("the engine thread is still busy at exit");
+    }
     Ok(())
 }
