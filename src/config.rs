@@ -43,29 +43,21 @@ pub fn default_draft_model() -> PathBuf {
     models_dir().join(DRAFT_MODEL_FILE)
 }
 
-/// How speculative decoding is used. Every mode aims at the plain greedy text; with the 1.5B target
-/// a few near-ties still come out differently (measured: 2 to 7 of 104 completions).
+/// How speculative decoding is used. Every mode returns exactly the plain greedy text: verified
+/// tokens are decided on logits that the engine checks, at start-up, to be bit-identical to
+/// one-token passes (see `BatchProbe`).
 ///
-/// The default is `off` on CPU builds: there a batch of three tokens costs about 2.3 one-token
-/// passes, so drafting seldom pays, and speculation also needs flash attention off (slower
-/// prompts). GPU builds default to `auto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// `auto`, the default, measures at start-up whether a three-token pass costs little enough
+/// for drafting to pay; where it does not (a 2-core CPU: about 2 one-token passes) it decodes
+/// plainly, with flash attention, and does not load the draft model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Speculation {
     Off,
     Lookup,
     Draft,
+    #[default]
     Auto,
-}
-
-impl Default for Speculation {
-    fn default() -> Self {
-        if cfg!(feature = "cuda") {
-            Speculation::Auto
-        } else {
-            Speculation::Off
-        }
-    }
 }
 
 /// User settings; in LSP they come from `initializationOptions` and `workspace/didChangeConfiguration`
@@ -98,8 +90,9 @@ pub struct Settings {
     pub kv_dir: Option<PathBuf>,
     /// Size cap of the snapshot directory, in MiB; least recently used go first.
     pub kv_cache_mb: u64,
-    /// llama.cpp's flash attention for plain decoding (speculation always runs without it, so
-    /// that batched verification rounds like one-token passes).
+    /// llama.cpp's flash attention for plain decoding (speculation runs without it, so that
+    /// batched verification rounds like one-token passes; `auto` takes it back when it decodes
+    /// plainly).
     pub flash_attention: bool,
 }
 
@@ -169,7 +162,8 @@ impl Settings {
         c.kv_dir = self.kv_dir();
         c.kv_cap_bytes = self.kv_cache_mb.saturating_mul(1 << 20);
         c.draft_model = self.draft_path();
-        c.flash_attention = self.flash_attention && self.speculation == Speculation::Off;
+        c.flash_attention = self.flash_attention;
+        c.speculation = self.speculation;
         if let Some(t) = self.threads {
             c.threads = t.max(1);
         }
@@ -190,7 +184,7 @@ impl Settings {
             || self.kv_dir() != other.kv_dir()
             || self.kv_cache_mb != other.kv_cache_mb
             || self.flash_attention != other.flash_attention
-            || (self.speculation == Speculation::Off) != (other.speculation == Speculation::Off)
+            || self.speculation != other.speculation
     }
 }
 

@@ -42,7 +42,8 @@ struct ModelArgs {
     /// Layers to offload to the GPU (builds with `--features cuda`)
     #[arg(long)]
     gpu_layers: Option<u32>,
-    /// Speculative decoding, aiming at the plain greedy text [default: off on CPU builds, auto with cuda]
+    /// Speculative decoding; every mode returns the plain greedy text. `auto` speculates only where
+    /// a start-up probe finds it pays (not on a 2-core CPU) [default: auto]
     #[arg(long, value_enum)]
     speculation: Option<Speculation>,
     /// Do not use the syntax tree to shape and trim suggestions (text rules only)
@@ -364,6 +365,9 @@ fn complete(
         println!("{}", last.text);
     }
     eprintln!("model loaded in {load_ms:.0} ms");
+    if let Some(s) = engine.info().speculation_summary() {
+        eprintln!("{s}");
+    }
     if let Some(l) = prefix_line {
         eprintln!("{l}");
     }
@@ -440,6 +444,9 @@ fn bench(command: BenchCommand) -> Result<()> {
             };
             let settings = model.settings();
             let engine = Engine::spawn(settings.engine_config())?;
+            if let Some(s) = engine.info().speculation_summary() {
+                eprintln!("{s}");
+            }
             let completer = Completer::new(std::sync::Arc::new(engine), settings);
             let r = tasks::run(
                 &completer,

@@ -43,13 +43,50 @@ fn prompts() -> Vec<(String, usize, String)> {
 #[test]
 fn every_mode_returns_the_greedy_answer() {
     let model = common::test_model();
-    let mut cfg = EngineConfig::new(model.clone());
-    cfg.draft_model = Some(model);
-    cfg.flash_attention = false;
+    every_mode_matches_plain(model.clone(), model, 12, 32);
+}
+
+/// The default pair: the 1.5B target with the 0.5B draft.
+#[test]
+fn every_mode_returns_the_greedy_answer_with_the_default_target() {
+    let target = inkling::config::default_model();
+    assert!(
+        target.exists(),
+        "{} is missing: run scripts/setup.sh",
+        target.display()
+    );
+    every_mode_matches_plain(target, common::test_model(), 6, 24);
+}
+
+/// Runs the first `n_prompts` prompts in every mode and compares each with plain decoding.
+fn every_mode_matches_plain(
+    target: std::path::PathBuf,
+    draft: std::path::PathBuf,
+    n_prompts: usize,
+    max_tokens: usize,
+) {
+    let mut cfg = EngineConfig::new(target);
+    cfg.draft_model = Some(draft);
+    // An explicit mode speculates whatever the costs (auto could choose plain decoding here).
+    cfg.speculation = Speculation::Draft;
     let engine = Arc::new(Engine::spawn(cfg).expect("target and draft load"));
     assert!(engine.info().draft.is_some());
+    // The precondition of exactness, checked bit for bit at start-up: a verification row has the
+    // logits of a one-token pass.
+    let probe = engine.info().batch_probe.clone().expect("probed");
+    assert!(
+        probe.exact,
+        "verification rows differ from one-token passes: {probe:?}"
+    );
+    assert!(probe.speculating);
+    eprintln!(
+        "{}: one-token pass {:.1} ms, three-token pass {:.1} ms",
+        engine.info().name,
+        probe.one_ms,
+        probe.three_ms
+    );
     let mut proposed = 0;
-    for (text, cursor, path) in prompts() {
+    for (text, cursor, path) in prompts().into_iter().take(n_prompts) {
         let rope = Rope::from_str(&text);
         let view = FileView {
             rope: &rope,
@@ -58,27 +95,12 @@ fn every_mode_returns_the_greedy_answer() {
             repo: "spec",
         };
         let run = |mode| {
-            // Start every run from the same cache state: results of a batched pass depend on how
-            // the prompt was split into batches, in plain decoding too.
-            let reset = Rope::from_str("x");
-            let other = FileView {
-                rope: &reset,
-                cursor: 1,
-                path: "z",
-                repo: "reset",
-            };
-            let s0 = Settings {
-                speculation: Speculation::Off,
-                max_tokens: 1,
-                ..Settings::default()
-            };
-            Completer::new(engine.clone(), s0)
-                .complete_blocking(&other, None, &[], CancelToken::new())
-                .unwrap();
             let settings = Settings {
                 speculation: mode,
-                max_tokens: 32,
+                max_tokens,
                 time_cap_ms: 3_600_000,
+                prefix_tokens: 256,
+                suffix_tokens: 64,
                 ..Settings::default()
             };
             let c = Completer::new(engine.clone(), settings);
@@ -86,6 +108,10 @@ fn every_mode_returns_the_greedy_answer() {
                 .unwrap()
                 .1
         };
+        // Every compared run starts from the same cache state: the prompt as the first run read
+        // it, in chunks, with its last token read again alone (KV reuse always re-reads one).
+        // A prompt read in other chunks would round differently, in plain decoding too.
+        run(Speculation::Off);
         let plain = run(Speculation::Off);
         assert_eq!(plain.timings.draft_proposed, 0);
         for mode in [Speculation::Lookup, Speculation::Draft, Speculation::Auto] {
@@ -99,6 +125,25 @@ fn every_mode_returns_the_greedy_answer() {
     assert!(proposed > 0, "speculation was exercised");
 }
 
+/// `auto` keeps plain decoding where a verification batch costs nearly as much as its tokens,
+/// and then runs with flash attention and without the draft model.
+#[test]
+fn auto_reports_its_choice() {
+    let model = common::test_model();
+    let mut cfg = EngineConfig::new(model.clone());
+    cfg.draft_model = Some(model);
+    cfg.speculation = Speculation::Auto;
+    let engine = Engine::spawn(cfg).expect("loads");
+    let probe = engine.info().batch_probe.clone().expect("probed");
+    assert!(probe.one_ms > 0.0 && probe.three_ms > 0.0, "{probe:?}");
+    assert_eq!(
+        probe.speculating,
+        inkling::speculative::speculation_pays(probe.one_ms, probe.three_ms)
+    );
+    // The draft model is loaded only when requests will speculate.
+    assert_eq!(engine.info().draft.is_some(), probe.speculating);
+}
+
 #[test]
 fn mismatched_draft_vocabulary_is_refused() {
     // A draft that is not a GGUF at all: refused before anything runs.
@@ -108,6 +153,7 @@ fn mismatched_draft_vocabulary_is_refused() {
     std::fs::write(&bogus, b"nope").unwrap();
     let mut cfg = EngineConfig::new(common::test_model());
     cfg.draft_model = Some(bogus);
+    cfg.speculation = Speculation::Draft;
     let err = Engine::spawn(cfg).unwrap_err();
     assert!(err.to_string().contains("not a GGUF"), "{err}");
     let _ = std::fs::remove_dir_all(dir);

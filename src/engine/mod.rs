@@ -41,8 +41,13 @@ pub struct EngineConfig {
     pub progress: Option<ProgressFn>,
     /// A smaller model with the same vocabulary, for speculative decoding.
     pub draft_model: Option<PathBuf>,
-    /// llama.cpp's automatic flash attention (faster prompts); off when speculating, for exactness.
+    /// llama.cpp's automatic flash attention (faster prompts). Whenever speculation is used the
+    /// context runs without it: a flash-attention pass over one token reduces in a different
+    /// order than over several, so verified tokens would differ from plain decoding.
     pub flash_attention: bool,
+    /// The speculation mode asked for. Anything but `Off` probes verification batches at
+    /// start-up; `Auto` then keeps plain decoding (with flash attention) where they do not pay.
+    pub speculation: crate::config::Speculation,
     /// Where prefix KV snapshots persist across restarts; `None` keeps them in memory only.
     pub kv_dir: Option<PathBuf>,
     /// Size cap of `kv_dir`; least recently used snapshots go first.
@@ -58,6 +63,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("gpu_layers", &self.gpu_layers)
             .field("draft_model", &self.draft_model)
             .field("flash_attention", &self.flash_attention)
+            .field("speculation", &self.speculation)
             .field("kv_dir", &self.kv_dir)
             .finish_non_exhaustive()
     }
@@ -73,6 +79,7 @@ impl EngineConfig {
             progress: None,
             draft_model: None,
             flash_attention: true,
+            speculation: crate::config::Speculation::Off,
             kv_dir: None,
             kv_cap_bytes: 1 << 30,
         }
@@ -154,6 +161,10 @@ pub trait Generator: Send + Sync + 'static {
     ) -> oneshot::Receiver<Result<Generation, EngineError>>;
     /// Model name for status messages.
     fn name(&self) -> String;
+    /// More to tell the user once loaded (what speculation chose), if anything.
+    fn details(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Generator for Engine {
@@ -166,6 +177,9 @@ impl Generator for Engine {
     }
     fn name(&self) -> String {
         self.info.name.clone()
+    }
+    fn details(&self) -> Option<String> {
+        self.info.speculation_summary()
     }
 }
 
@@ -180,8 +194,8 @@ pub struct GenerateRequest {
     pub time_cap_after_newline: Option<Duration>,
     /// Receives the text generated so far after each token (for joining requests in flight).
     pub partial: Option<Arc<tokio::sync::watch::Sender<String>>>,
-    /// How to use speculative decoding; every mode aims at the plain greedy answer (see issue 6 for
-    /// the near-ties where the 1.5B target still differs).
+    /// How to use speculative decoding; every mode returns the plain greedy answer. An engine
+    /// started without speculation (or whose `auto` chose plain decoding) decodes plainly.
     pub speculation: crate::config::Speculation,
     /// How much of the KV cache a prompt may reuse.
     pub kv: KvReuse,
@@ -279,6 +293,50 @@ pub struct ModelInfo {
     pub n_vocab: i32,
     /// The draft model's path, when one is loaded.
     pub draft: Option<String>,
+    /// What the start-up probe measured, when speculation was asked for.
+    pub batch_probe: Option<BatchProbe>,
+}
+
+impl ModelInfo {
+    /// One line on what speculation does in this engine, when it was asked for.
+    pub fn speculation_summary(&self) -> Option<String> {
+        let p = self.batch_probe.as_ref()?;
+        let ratio = p.three_ms / p.one_ms.max(1e-9);
+        let exact = if p.exact {
+            "bit-identical to one-token passes"
+        } else {
+            "NOT bit-identical to one-token passes: near-ties may differ from plain decoding"
+        };
+        Some(if p.speculating {
+            format!(
+                "speculation on (a three-token pass costs {ratio:.1} one-token passes; verification rows {exact})"
+            )
+        } else {
+            format!(
+                "speculation off: a three-token pass costs {ratio:.1} one-token passes here, so auto decodes plainly"
+            )
+        })
+    }
+}
+
+/// Verification batches on this backend, measured at start-up when speculation was asked for.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct BatchProbe {
+    /// Every row of a three-token pass had bit for bit the logits of one-token passes over the
+    /// same tokens, so verified tokens are exactly what plain decoding picks. When false, a row
+    /// whose top two logits are close defers to a one-token pass (best effort).
+    pub exact: bool,
+    /// Median milliseconds of a one-token pass and of a three-token pass.
+    pub one_ms: f64,
+    pub three_ms: f64,
+    /// How long the probe took at start-up.
+    pub took_ms: f64,
+    /// Read from the snapshot directory, where an earlier start with the same model, build,
+    /// threads and CPU saved it.
+    #[serde(default)]
+    pub from_cache: bool,
+    /// Whether requests speculate: the mode asked for, or what `auto` chose from the costs.
+    pub speculating: bool,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

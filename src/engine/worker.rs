@@ -24,11 +24,13 @@ use super::{
     EngineConfig, EngineError, GenerateRequest, Generation, Job, KvReuse, ModelInfo, StopReason,
     Timings,
 };
+use crate::config::Speculation;
 use crate::prompt::Piece;
 use crate::speculative::{Choice, Policy, PromptLookup};
 
-/// Logit gap below which a batched verification defers to a one-token pass (numeric noise
-/// between batch sizes is far smaller).
+/// On a backend whose batch rows are not bit-identical to one-token passes (the start-up probe
+/// says which), a logit gap below this makes verification defer to a one-token pass: the noise
+/// between batch sizes is far smaller. Best effort only; where the probe passes it is not used.
 const TIE_MARGIN: f32 = 0.1;
 
 /// A run of cached chunks shorter than this is re-evaluated rather than moved.
@@ -80,20 +82,10 @@ pub(super) fn run(
         }
     };
     let (model, info) = started;
-    let draft_model = match config
-        .draft_model
-        .as_ref()
-        .map(|p| load_draft(p, &model, &info))
-    {
-        Some(Ok(m)) => Some(m),
-        Some(Err(e)) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-        None => None,
-    };
+    // Loaded after the probe, and only when requests will speculate.
+    let draft_model: Option<LlamaModel>;
     let threads = i32::try_from(config.threads.max(1)).unwrap_or(1);
-    let params = || {
+    let params = |flash: bool| {
         let p = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(config.ctx_size.max(256)))
             .with_n_batch(512)
@@ -104,56 +96,36 @@ pub(super) fn run(
             // re-evaluated; moving cells between sequences needs one unified cache.
             .with_n_seq_max(2)
             .with_kv_unified(true);
-        // Flash attention makes a batched pass round differently from one-token passes, so
+        // A flash-attention pass over one token reduces in another order than over several, so
         // speculation (which must match plain decoding exactly) runs without it.
-        if config.flash_attention {
+        if flash {
             p
         } else {
             p.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
         }
     };
-    let ctx = match model.new_context(backend_or_unreachable(), params()) {
+    let speculation = config.speculation;
+    let model_name = info.name.clone();
+    let new_ctx = |flash: bool| {
+        model
+            .new_context(backend_or_unreachable(), params(flash))
+            .map_err(|e| {
+                EngineError::Load(format!("cannot create a context for {model_name}: {e}"))
+            })
+    };
+    let ctx = match new_ctx(config.flash_attention && speculation == Speculation::Off) {
         Ok(c) => c,
         Err(e) => {
-            let _ = ready.send(Err(EngineError::Load(format!(
-                "cannot create a context for {}: {e}",
-                info.name
-            ))));
+            let _ = ready.send(Err(e));
             return;
         }
     };
-    let draft = match draft_model
-        .as_ref()
-        .map(|m| m.new_context(backend_or_unreachable(), params()))
-    {
-        Some(Ok(c)) => Some(Draft {
-            ctx: c,
-            cached: Vec::new(),
-            batch: LlamaBatch::new(512, 1),
-        }),
-        Some(Err(e)) => {
-            let _ = ready.send(Err(EngineError::Load(format!(
-                "cannot create a context for the draft model: {e}"
-            ))));
-            return;
-        }
-        None => None,
-    };
-    let mut info = info;
-    info.n_ctx = ctx.n_ctx();
-    info.draft = config.draft_model.as_ref().map(|p| p.display().to_string());
-    tracing::info!(model = %info.name, n_ctx = info.n_ctx, threads, fim = ?info.fim.family, draft = ?info.draft, "model loaded");
-    let fim = info.fim.clone();
-    if ready.send(Ok(info)).is_err() {
-        return;
-    }
     // Every token's bytes, for token healing (a few MB for a 150k vocabulary).
     let vocab = model.vocab();
     let pieces: Vec<Vec<u8>> = vocab
         .tokens()
         .map(|t| vocab.token_to_piece(t, false, None))
         .collect();
-    let has_draft = draft.is_some();
     let store = config.kv_dir.as_ref().and_then(|dir| {
         match super::kvstore::model_fingerprint(&config.model) {
             Ok(fp) => Some(Store {
@@ -166,18 +138,99 @@ pub(super) fn run(
             }
         }
     });
+    let mut info = info;
     let mut w = Worker {
         store,
         model: &model,
         ctx,
-        fim,
+        fim: info.fim.clone(),
         cached: Vec::new(),
         batch: LlamaBatch::new(512, 1),
         pieces,
-        draft,
-        policy: Policy::new(crate::config::Speculation::Auto, has_draft),
+        draft: None,
+        policy: Policy::new(speculation, false),
         lookup: PromptLookup::default(),
+        speculating: false,
+        exact_batches: false,
     };
+    if speculation != Speculation::Off {
+        let probe = match w.probe_batches_cached(&config) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = ready.send(Err(EngineError::Load(format!(
+                    "cannot probe verification batches: {e}"
+                ))));
+                return;
+            }
+        };
+        let pays = crate::speculative::speculation_pays(probe.one_ms, probe.three_ms);
+        let mut probe = probe;
+        probe.speculating = speculation != Speculation::Auto || pays;
+        if probe.speculating {
+            w.policy.record_batch(1, probe.one_ms);
+            w.policy.record_batch(3, probe.three_ms);
+            w.exact_batches = probe.exact;
+            w.speculating = true;
+            if !probe.exact {
+                tracing::warn!(
+                    "verification batches round differently from one-token passes on this backend: near-ties may come out differently from plain decoding"
+                );
+            }
+        } else {
+            // Plain decoding after all: take flash attention back; the draft model is not loaded.
+            tracing::info!(
+                one_ms = probe.one_ms,
+                three_ms = probe.three_ms,
+                "speculation does not pay here (a three-token pass costs {:.1} one-token passes); plain decoding",
+                probe.three_ms / probe.one_ms.max(1e-9)
+            );
+            if config.flash_attention {
+                match new_ctx(true) {
+                    Ok(c) => w.ctx = c,
+                    Err(e) => tracing::warn!("keeping the context without flash attention: {e}"),
+                }
+            }
+        }
+        info.batch_probe = Some(probe);
+    }
+    draft_model = match config.draft_model.as_ref().filter(|_| w.speculating) {
+        Some(p) => match load_draft(p, &model, &info) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        },
+        None => None,
+    };
+    if let Some(m) = draft_model.as_ref() {
+        match m.new_context(backend_or_unreachable(), params(false)) {
+            Ok(c) => {
+                w.draft = Some(Draft {
+                    ctx: c,
+                    cached: Vec::new(),
+                    batch: LlamaBatch::new(512, 1),
+                });
+                w.policy.draft_available = true;
+            }
+            Err(e) => {
+                let _ = ready.send(Err(EngineError::Load(format!(
+                    "cannot create a context for the draft model: {e}"
+                ))));
+                return;
+            }
+        }
+    }
+    info.n_ctx = w.ctx.n_ctx();
+    info.draft = w
+        .draft
+        .as_ref()
+        .and(config.draft_model.as_ref())
+        .map(|p| p.display().to_string());
+    tracing::info!(model = %info.name, n_ctx = info.n_ctx, threads, fim = ?info.fim.family, draft = ?info.draft, probe = ?info.batch_probe, "model loaded");
+    if ready.send(Ok(info)).is_err() {
+        return;
+    }
     let mut next_job: Option<Job> = None;
     loop {
         let job = match next_job.take() {
@@ -295,6 +348,7 @@ fn start(config: &EngineConfig) -> Result<(LlamaModel, ModelInfo), EngineError> 
         n_ctx_train: model.n_ctx_train(),
         n_vocab: model.n_vocab(),
         draft: None,
+        batch_probe: None,
     };
     Ok((model, info))
 }
@@ -318,6 +372,10 @@ struct Worker<'m> {
     draft: Option<Draft<'m>>,
     policy: Policy,
     lookup: PromptLookup,
+    /// Requests may speculate (the mode asked for, or what `auto` chose at start-up).
+    speculating: bool,
+    /// The start-up probe found verification rows bit-identical to one-token passes.
+    exact_batches: bool,
 }
 
 /// Text of the valid UTF-8 in `bytes`; an incomplete character at the end waits for more bytes,
@@ -381,6 +439,98 @@ impl Worker<'_> {
             last_len = out.len() - before;
         }
         (out, last_len)
+    }
+
+    /// The probe's result saved by an earlier start with the same model, build, threads and CPU
+    /// (in the snapshot directory), else a fresh probe, saved for the next start.
+    fn probe_batches_cached(
+        &mut self,
+        config: &EngineConfig,
+    ) -> Result<super::BatchProbe, EngineError> {
+        let path = self.store.as_ref().map(|store| {
+            let mut h = super::kvstore::Fnv64::new();
+            h.write(&store.model_fp.to_le_bytes());
+            h.write(&probe_identity(config).into_bytes());
+            store
+                .kv
+                .dir()
+                .join(format!("probe-{:016x}.json", h.finish()))
+        });
+        let saved = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<super::BatchProbe>(&b).ok())
+            .filter(|p| p.one_ms > 0.0 && p.three_ms > 0.0);
+        if let Some(mut p) = saved {
+            p.from_cache = true;
+            p.took_ms = 0.0;
+            return Ok(p);
+        }
+        let probe = self.probe_batches()?;
+        if let Some(path) = path {
+            let written = std::fs::create_dir_all(store_dir(&path)).and_then(|()| {
+                std::fs::write(&path, serde_json::to_vec(&probe).unwrap_or_default())
+            });
+            if let Err(e) = written {
+                tracing::debug!("cannot save the batch probe: {e}");
+            }
+        }
+        Ok(probe)
+    }
+
+    /// Evaluates three tokens after a short code prompt as one-token passes and as one batch,
+    /// compares every logit bit for bit, and times both (median of three rounds after one
+    /// untimed round: the first passes after loading still page the weights in). Leaves the
+    /// cache empty.
+    fn probe_batches(&mut self) -> Result<super::BatchProbe, EngineError> {
+        const PROBE: &str = "fn main() {\n    let names = vec![\"alpha\", \"beta\", \"gamma\"];\n    for (i, name) in names.iter().enumerate() {\n        println!(\"{i}: {name}\");\n    }\n}\n";
+        let (tokens, _) = self.tokenize(&[Piece::Text(PROBE.to_string())]);
+        if tokens.len() < 8 {
+            return Err(EngineError::Prompt("probe prompt too short".into()));
+        }
+        let (head, tail) = tokens.split_at(tokens.len() - 3);
+        let started = Instant::now();
+        self.reset();
+        self.eval(head, false)?;
+        let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+        let (mut one, mut three) = (Vec::new(), Vec::new());
+        let mut exact = true;
+        for round in 0..4 {
+            let timed = round > 0;
+            let mut singles = Vec::with_capacity(tail.len());
+            for t in tail {
+                let s = Instant::now();
+                self.eval(&[*t], true)?;
+                if timed {
+                    one.push(ms(s));
+                }
+                singles.push(self.ctx.get_logits_ith(0).to_vec());
+            }
+            self.truncate(head.len());
+            let s = Instant::now();
+            self.eval_all(tail)?;
+            if timed {
+                three.push(ms(s));
+            }
+            for (i, single) in singles.iter().enumerate() {
+                let row = self.ctx.get_logits_ith(i as i32);
+                exact &= row.len() == single.len()
+                    && row
+                        .iter()
+                        .zip(single)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+            }
+            self.truncate(head.len());
+        }
+        self.reset();
+        Ok(super::BatchProbe {
+            exact,
+            one_ms: median(&mut one),
+            three_ms: median(&mut three),
+            took_ms: ms(started),
+            from_cache: false,
+            speculating: false,
+        })
     }
 
     fn is_stop(&self, t: LlamaToken) -> bool {
@@ -548,7 +698,13 @@ impl Worker<'_> {
         let mut next = self.argmax_at(self.batch.n_tokens() - 1, heal.as_deref());
         timings.ttft_ms = t0.elapsed().as_secs_f64() * 1e3;
         let stop: (StopReason, Option<usize>);
-        self.policy.mode = req.speculation;
+        // An engine started without speculation has flash attention on: verifying there would
+        // not match plain decoding, so such requests decode plainly.
+        self.policy.mode = if self.speculating {
+            req.speculation
+        } else {
+            Speculation::Off
+        };
         let mut context: Vec<LlamaToken> = tokens.clone();
         'decode: loop {
             // `next` is the greedy token at the end of `context`; it is not in the KV cache yet.
@@ -591,12 +747,16 @@ impl Worker<'_> {
                 .collect();
             let targets: Vec<i32> = rows.iter().map(|r| r.0).collect();
             let (verified, after) = crate::speculative::verify(&as_ids(&draft), &targets);
-            // A batch's logits differ from one-token passes in the last bits; where the top two
-            // are that close, only a one-token pass decides as plain decoding would.
-            let sure = rows
-                .iter()
-                .position(|r| r.1 < TIE_MARGIN)
-                .unwrap_or(rows.len());
+            // Where the probe found batch rows bit-identical to one-token passes they decide
+            // as plain decoding would. Elsewhere they differ in the last bits, and where the
+            // top two are that close only a one-token pass decides (best effort).
+            let sure = if self.exact_batches {
+                rows.len()
+            } else {
+                rows.iter()
+                    .position(|r| r.1 < TIE_MARGIN)
+                    .unwrap_or(rows.len())
+            };
             let accepted = verified.min(sure);
             self.policy.record_accept(choice, draft.len(), accepted);
             timings.draft_proposed += draft.len();
@@ -984,6 +1144,45 @@ fn decode_after(
     }
     cached.extend_from_slice(tokens);
     Ok(())
+}
+
+/// What a probe's result depends on besides the model: this build of inkling (and llama.cpp),
+/// the thread count, GPU offload and the CPU.
+fn probe_identity(config: &EngineConfig) -> String {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .map(|m| {
+            let mtime = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            format!("{}:{mtime}", m.len())
+        })
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    format!(
+        "{} {exe} threads={} gpu={} {cpu}",
+        env!("CARGO_PKG_VERSION"),
+        config.threads,
+        config.gpu_layers
+    )
+}
+
+fn store_dir(path: &std::path::Path) -> &std::path::Path {
+    path.parent().unwrap_or(std::path::Path::new("."))
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// Length of the longest common prefix of two token lists.

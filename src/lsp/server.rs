@@ -270,12 +270,19 @@ impl Server {
             match result {
                 Ok(engine) => {
                     let name = engine.name();
+                    let details = engine
+                        .details()
+                        .map(|d| format!("; {d}"))
+                        .unwrap_or_default();
                     *me.engine.write().expect("engine lock") = EngineState::Ready(engine);
                     if let Some(pr) = progress {
                         pr.finish_with_message(format!("{name} ready")).await;
                     }
                     me.client
-                        .log_message(MessageType::INFO, format!("inkling: model {name} ready"))
+                        .log_message(
+                            MessageType::INFO,
+                            format!("inkling: model {name} ready{details}"),
+                        )
                         .await;
                     me.status("ready", Some(name)).await;
                     me.warm_latest();

@@ -13,5 +13,5 @@ pub mod policy;
 pub mod verify;
 
 pub use lookup::PromptLookup;
-pub use policy::{Choice, Policy};
+pub use policy::{Choice, Policy, speculation_pays};
 pub use verify::verify;
