@@ -301,7 +301,7 @@ impl ModelInfo {
     /// One line on what speculation does in this engine, when it was asked for.
     pub fn speculation_summary(&self) -> Option<String> {
         let p = self.batch_probe.as_ref()?;
-        let ratio = p.three_ms / p.one_ms.max(1e-9);
+        let ratio = p.ratio();
         let exact = if p.exact {
             "bit-identical to one-token passes"
         } else {
@@ -337,6 +337,13 @@ pub struct BatchProbe {
     pub from_cache: bool,
     /// Whether requests speculate: the mode asked for, or what `auto` chose from the costs.
     pub speculating: bool,
+}
+
+impl BatchProbe {
+    /// What a three-token pass costs in one-token passes.
+    pub fn ratio(&self) -> f64 {
+        self.three_ms / self.one_ms.max(1e-9)
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -104,28 +104,6 @@ pub(super) fn run(
             p.with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED)
         }
     };
-    let speculation = config.speculation;
-    let model_name = info.name.clone();
-    let new_ctx = |flash: bool| {
-        model
-            .new_context(backend_or_unreachable(), params(flash))
-            .map_err(|e| {
-                EngineError::Load(format!("cannot create a context for {model_name}: {e}"))
-            })
-    };
-    let ctx = match new_ctx(config.flash_attention && speculation == Speculation::Off) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    // Every token's bytes, for token healing (a few MB for a 150k vocabulary).
-    let vocab = model.vocab();
-    let pieces: Vec<Vec<u8>> = vocab
-        .tokens()
-        .map(|t| vocab.token_to_piece(t, false, None))
-        .collect();
     let store = config.kv_dir.as_ref().and_then(|dir| {
         match super::kvstore::model_fingerprint(&config.model) {
             Ok(fp) => Some(Store {
@@ -138,6 +116,40 @@ pub(super) fn run(
             }
         }
     });
+    let speculation = config.speculation;
+    // A probe saved by an earlier start: when it already says that `auto` decodes plainly, the
+    // context starts with flash attention instead of being made twice.
+    let probe_file = store
+        .as_ref()
+        .filter(|_| speculation != Speculation::Off)
+        .map(|st| probe_path(st, &config));
+    let saved_probe = probe_file.as_deref().and_then(load_probe);
+    let known_plain = speculation == Speculation::Auto
+        && saved_probe
+            .as_ref()
+            .is_some_and(|p| !crate::speculative::speculation_pays(p.one_ms, p.three_ms));
+    let model_name = info.name.clone();
+    let new_ctx = |flash: bool| {
+        model
+            .new_context(backend_or_unreachable(), params(flash))
+            .map_err(|e| {
+                EngineError::Load(format!("cannot create a context for {model_name}: {e}"))
+            })
+    };
+    let ctx =
+        match new_ctx(config.flash_attention && (speculation == Speculation::Off || known_plain)) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = ready.send(Err(e));
+                return;
+            }
+        };
+    // Every token's bytes, for token healing (a few MB for a 150k vocabulary).
+    let vocab = model.vocab();
+    let pieces: Vec<Vec<u8>> = vocab
+        .tokens()
+        .map(|t| vocab.token_to_piece(t, false, None))
+        .collect();
     let mut info = info;
     let mut w = Worker {
         store,
@@ -154,7 +166,7 @@ pub(super) fn run(
         exact_batches: false,
     };
     if speculation != Speculation::Off {
-        let probe = match w.probe_batches_cached(&config) {
+        let probe = match saved_probe.map_or_else(|| w.probe_batches(), Ok) {
             Ok(p) => p,
             Err(e) => {
                 let _ = ready.send(Err(EngineError::Load(format!(
@@ -163,6 +175,9 @@ pub(super) fn run(
                 return;
             }
         };
+        if let (Some(path), false) = (probe_file.as_deref(), probe.from_cache) {
+            save_probe(path, &probe);
+        }
         let pays = crate::speculative::speculation_pays(probe.one_ms, probe.three_ms);
         let mut probe = probe;
         probe.speculating = speculation != Speculation::Auto || pays;
@@ -182,9 +197,9 @@ pub(super) fn run(
                 one_ms = probe.one_ms,
                 three_ms = probe.three_ms,
                 "speculation does not pay here (a three-token pass costs {:.1} one-token passes); plain decoding",
-                probe.three_ms / probe.one_ms.max(1e-9)
+                probe.ratio()
             );
-            if config.flash_attention {
+            if config.flash_attention && !known_plain {
                 match new_ctx(true) {
                     Ok(c) => w.ctx = c,
                     Err(e) => tracing::warn!("keeping the context without flash attention: {e}"),
@@ -439,43 +454,6 @@ impl Worker<'_> {
             last_len = out.len() - before;
         }
         (out, last_len)
-    }
-
-    /// The probe's result saved by an earlier start with the same model, build, threads and CPU
-    /// (in the snapshot directory), else a fresh probe, saved for the next start.
-    fn probe_batches_cached(
-        &mut self,
-        config: &EngineConfig,
-    ) -> Result<super::BatchProbe, EngineError> {
-        let path = self.store.as_ref().map(|store| {
-            let mut h = super::kvstore::Fnv64::new();
-            h.write(&store.model_fp.to_le_bytes());
-            h.write(&probe_identity(config).into_bytes());
-            store
-                .kv
-                .dir()
-                .join(format!("probe-{:016x}.json", h.finish()))
-        });
-        let saved = path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<super::BatchProbe>(&b).ok())
-            .filter(|p| p.one_ms > 0.0 && p.three_ms > 0.0);
-        if let Some(mut p) = saved {
-            p.from_cache = true;
-            p.took_ms = 0.0;
-            return Ok(p);
-        }
-        let probe = self.probe_batches()?;
-        if let Some(path) = path {
-            let written = std::fs::create_dir_all(store_dir(&path)).and_then(|()| {
-                std::fs::write(&path, serde_json::to_vec(&probe).unwrap_or_default())
-            });
-            if let Err(e) = written {
-                tracing::debug!("cannot save the batch probe: {e}");
-            }
-        }
-        Ok(probe)
     }
 
     /// Evaluates three tokens after a short code prompt as one-token passes and as one batch,
@@ -1176,8 +1154,37 @@ fn probe_identity(config: &EngineConfig) -> String {
     )
 }
 
-fn store_dir(path: &std::path::Path) -> &std::path::Path {
-    path.parent().unwrap_or(std::path::Path::new("."))
+/// Where a probe's result is saved: the snapshot directory, keyed by the model and
+/// [`probe_identity`].
+fn probe_path(store: &Store, config: &EngineConfig) -> std::path::PathBuf {
+    let mut h = super::kvstore::Fnv64::new();
+    h.write(&store.model_fp.to_le_bytes());
+    h.write(probe_identity(config).as_bytes());
+    store
+        .kv
+        .dir()
+        .join(format!("probe-{:016x}.json", h.finish()))
+}
+
+/// A probe saved by an earlier start; a missing or unreadable file means probing again.
+fn load_probe(path: &std::path::Path) -> Option<super::BatchProbe> {
+    let mut p = std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<super::BatchProbe>(&b).ok())
+        .filter(|p| p.one_ms > 0.0 && p.three_ms > 0.0)?;
+    p.from_cache = true;
+    p.took_ms = 0.0;
+    Some(p)
+}
+
+fn save_probe(path: &std::path::Path, probe: &super::BatchProbe) {
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(path, serde_json::to_vec(probe).unwrap_or_default()));
+    if let Err(e) = written {
+        tracing::debug!("cannot save the batch probe: {e}");
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
