@@ -11,7 +11,7 @@ use ropey::Rope;
 
 /// A 2,000-line Rust file built from the crate's own source, so the numbers mean real code.
 fn source() -> String {
-    let one = include_str!("../src/lsp/server.rs");
+    let one = include_str!("../src/lsp/suggest.rs");
     let mut s = String::new();
     while s.lines().count() < 2000 {
         s.push_str(one);

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::prompt::Budget;
+// Speculation modes live with speculative decoding, below both config and the engine.
+pub use crate::speculative::Speculation;
 
 /// The default target model (Qwen2.5-Coder-1.5B-Instruct, Q4_K_M), fetched by `scripts/fetch-models.sh`.
 pub const TARGET_MODEL_FILE: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
@@ -41,23 +43,6 @@ pub fn default_model() -> PathBuf {
 
 pub fn default_draft_model() -> PathBuf {
     models_dir().join(DRAFT_MODEL_FILE)
-}
-
-/// How speculative decoding is used. Every mode returns exactly the plain greedy text: verified
-/// tokens are decided on logits that the engine checks, at start-up, to be bit-identical to
-/// one-token passes (see `BatchProbe`).
-///
-/// `auto`, the default, measures at start-up whether a three-token pass costs little enough
-/// for drafting to pay; where it does not (a 2-core CPU: about 2 one-token passes) it decodes
-/// plainly, with flash attention, and does not load the draft model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Speculation {
-    Off,
-    Lookup,
-    Draft,
-    #[default]
-    Auto,
 }
 
 /// User settings; in LSP they come from `initializationOptions` and `workspace/didChangeConfiguration`
@@ -188,9 +173,147 @@ impl Settings {
     }
 }
 
+/// Largest context a setting may ask for: the default models were trained on 32k tokens, and
+/// the KV cache of larger contexts takes gigabytes.
+pub const MAX_CONTEXT_SIZE: u32 = 32_768;
+/// Smallest context llama.cpp is given.
+pub const MIN_CONTEXT_SIZE: u32 = 256;
+
+impl Settings {
+    /// Applies `changes` (a JSON object with camelCase keys) key by key: a key whose value does
+    /// not fit its setting is refused on its own, and the others are taken. Returns what was
+    /// refused, one line per key. Unknown keys are ignored (clients send their own, too).
+    pub fn merged(
+        &self,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> (Settings, Vec<String>) {
+        let mut current = serde_json::to_value(self).unwrap_or_default();
+        let known: Vec<String> = current
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut refused = Vec::new();
+        for (key, value) in changes {
+            if !known.contains(key) {
+                tracing::info!(key, "unknown setting ignored");
+                continue;
+            }
+            let mut candidate = current.clone();
+            candidate[key] = value.clone();
+            match serde_json::from_value::<Settings>(candidate.clone()) {
+                Ok(_) => current = candidate,
+                Err(e) => refused.push(format!("{key}: {e}")),
+            }
+        }
+        let settings = serde_json::from_value(current).unwrap_or_else(|_| self.clone());
+        (settings, refused)
+    }
+
+    /// The settings with absurd values brought into range, and one line per value changed.
+    pub fn clamped(mut self) -> (Settings, Vec<String>) {
+        let mut notes = Vec::new();
+        let cores = crate::engine::default_threads();
+        let mut clamp = |name: &str, v: &mut usize, lo: usize, hi: usize| {
+            let c = (*v).clamp(lo, hi);
+            if c != *v {
+                notes.push(format!(
+                    "{name} {} is out of range {lo}..={hi}; using {c}",
+                    *v
+                ));
+                *v = c;
+            }
+        };
+        let mut ctx = self.context_size as usize;
+        clamp(
+            "contextSize",
+            &mut ctx,
+            MIN_CONTEXT_SIZE as usize,
+            MAX_CONTEXT_SIZE as usize,
+        );
+        self.context_size = u32::try_from(ctx).unwrap_or(MAX_CONTEXT_SIZE);
+        if let Some(t) = self.threads.as_mut() {
+            clamp("threads", t, 1, cores.max(1) * 4);
+        }
+        clamp("maxTokens", &mut self.max_tokens, 1, 1024);
+        clamp("prefixTokens", &mut self.prefix_tokens, 0, 8192);
+        clamp("suffixTokens", &mut self.suffix_tokens, 0, 4096);
+        clamp("contextTokens", &mut self.context_tokens, 0, 16_384);
+        // The prompt and the suggestion must fit the context.
+        let room = ctx.saturating_sub(self.max_tokens + 64);
+        let wanted = self.prefix_tokens + self.suffix_tokens + self.context_tokens;
+        if wanted > room {
+            let scale = room as f64 / wanted as f64;
+            let (p, s, c) = (self.prefix_tokens, self.suffix_tokens, self.context_tokens);
+            self.prefix_tokens = (p as f64 * scale) as usize;
+            self.suffix_tokens = (s as f64 * scale) as usize;
+            self.context_tokens = (c as f64 * scale) as usize;
+            notes.push(format!(
+                "prefixTokens {p} + suffixTokens {s} + contextTokens {c} do not fit contextSize {ctx} with maxTokens {}; using {}, {} and {}",
+                self.max_tokens, self.prefix_tokens, self.suffix_tokens, self.context_tokens
+            ));
+        }
+        let mut ms = |name: &str, v: &mut u64, lo: u64, hi: u64| {
+            let c = (*v).clamp(lo, hi);
+            if c != *v {
+                notes.push(format!(
+                    "{name} {} is out of range {lo}..={hi}; using {c}",
+                    *v
+                ));
+                *v = c;
+            }
+        };
+        ms("debounceMs", &mut self.debounce_ms, 0, 5_000);
+        ms("timeCapMs", &mut self.time_cap_ms, 1, 600_000);
+        (self, notes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_bad_key_does_not_discard_the_others() {
+        let changes = serde_json::json!({"model": "/m.gguf", "maxTokens": "many", "contextSize": -1, "speculation": "off", "editorOnly": true});
+        let (s, refused) = Settings::default().merged(changes.as_object().unwrap());
+        assert_eq!(s.model_path(), PathBuf::from("/m.gguf"));
+        assert_eq!(s.speculation, Speculation::Off);
+        assert_eq!(s.max_tokens, Settings::default().max_tokens);
+        assert_eq!(s.context_size, Settings::default().context_size);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[0].starts_with("contextSize") || refused[1].starts_with("contextSize"));
+        assert!(refused.iter().any(|r| r.starts_with("maxTokens")));
+    }
+
+    #[test]
+    fn absurd_values_are_clamped_with_a_note() {
+        let s = Settings {
+            context_size: 4_000_000_000,
+            threads: Some(100_000),
+            max_tokens: 0,
+            time_cap_ms: 0,
+            ..Settings::default()
+        };
+        let (c, notes) = s.clamped();
+        assert_eq!(c.context_size, MAX_CONTEXT_SIZE);
+        assert!(c.threads.unwrap() <= crate::engine::default_threads() * 4);
+        assert_eq!(c.max_tokens, 1);
+        assert_eq!(c.time_cap_ms, 1);
+        assert!(notes.len() >= 4, "{notes:?}");
+        // A small context shrinks the budgets to fit.
+        let (small, notes) = Settings {
+            context_size: 512,
+            ..Settings::default()
+        }
+        .clamped();
+        assert!(
+            small.prefix_tokens + small.suffix_tokens + small.context_tokens + small.max_tokens
+                <= 512
+        );
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        // The defaults are in range.
+        assert!(Settings::default().clamped().1.is_empty());
+    }
 
     #[test]
     fn settings_from_camel_case_json() {

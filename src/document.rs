@@ -10,7 +10,7 @@ pub const MAX_FILE_BYTES: usize = 64 << 20;
 /// Documents above this size get no completions.
 pub const MAX_COMPLETION_BYTES: usize = 16 << 20;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TextError {
     #[error("not valid UTF-8 (first bad byte at offset {0})")]
     InvalidUtf8(usize),

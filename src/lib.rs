@@ -16,3 +16,4 @@ pub mod prompt;
 pub mod speculative;
 pub mod stop;
 pub mod syntax;
+pub mod workspace;

@@ -102,6 +102,19 @@ pub fn from_char(rope: &Rope, char_idx: usize, enc: Encoding) -> (usize, usize) 
     (line, col)
 }
 
+/// UTF-16 code units in `s`: the width of a column count in the LSP default encoding.
+pub fn utf16_len(s: &str) -> usize {
+    s.chars().map(char::len_utf16).sum()
+}
+
+/// The width of `s` in columns of the given encoding.
+pub fn width(s: &str, enc: Encoding) -> usize {
+    match enc {
+        Encoding::Utf16 => utf16_len(s),
+        Encoding::Utf8 => s.len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +164,14 @@ mod tests {
             }
         );
         assert_eq!(from_char(&r, 99, Encoding::Utf16), (1, 2));
+    }
+
+    #[test]
+    fn widths() {
+        // U+1F600: two UTF-16 units, four UTF-8 bytes; "é": one unit, two bytes.
+        assert_eq!(utf16_len("a😀é"), 4);
+        assert_eq!(width("a😀é", Encoding::Utf16), 4);
+        assert_eq!(width("a😀é", Encoding::Utf8), 7);
+        assert_eq!(utf16_len(""), 0);
     }
 }

@@ -136,10 +136,8 @@ fn auto_reports_its_choice() {
     let engine = Engine::spawn(cfg).expect("loads");
     let probe = engine.info().batch_probe.clone().expect("probed");
     assert!(probe.one_ms > 0.0 && probe.three_ms > 0.0, "{probe:?}");
-    assert_eq!(
-        probe.speculating,
-        inkling::speculative::speculation_pays(probe.one_ms, probe.three_ms)
-    );
+    // Speculation only on trustworthy numbers that show it pays (a noisy probe never does).
+    assert_eq!(probe.speculating, probe.pays(), "{probe:?}");
     // The draft model is loaded only when requests will speculate.
     assert_eq!(engine.info().draft.is_some(), probe.speculating);
 }

@@ -7,6 +7,8 @@ use anyhow::Result;
 
 use super::replay::Session;
 use super::tasks::Task;
+use crate::position;
+use crate::workspace::Workspace;
 
 /// A small deterministic generator (64-bit LCG); good enough to pick lines.
 #[derive(Debug, Clone)]
@@ -83,27 +85,29 @@ fn line_starts(text: &str) -> Vec<usize> {
     v
 }
 
-#[allow(clippy::too_many_arguments)]
-fn task(
-    repo: &str,
-    path: &str,
-    lang: &str,
-    text: &str,
-    start: usize,
-    end: usize,
-    kind: &str,
-    line: usize,
-) -> Task {
-    Task {
-        id: format!("{repo}/{path}:{}:{kind}", line + 1),
-        language: lang.to_string(),
-        repo: Some(repo.to_string()),
-        path: path.to_string(),
-        prefix: text[..start].to_string(),
-        suffix: text[end..].to_string(),
-        expected: text[start..end].to_string(),
-        kind: kind.to_string(),
-        extra: Default::default(),
+/// A file that holes are punched into.
+struct Source<'a> {
+    repo: &'a str,
+    path: &'a str,
+    lang: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// The task whose answer is `text[start..end]`, on 0-based line `line`.
+    fn hole(&self, start: usize, end: usize, kind: &str, line: usize) -> Task {
+        let (repo, path, text) = (self.repo, self.path, self.text);
+        Task {
+            id: format!("{repo}/{path}:{}:{kind}", line + 1),
+            language: self.lang.to_string(),
+            repo: Some(repo.to_string()),
+            path: path.to_string(),
+            prefix: text[..start].to_string(),
+            suffix: text[end..].to_string(),
+            expected: text[start..end].to_string(),
+            kind: kind.to_string(),
+            extra: Default::default(),
+        }
     }
 }
 
@@ -124,13 +128,6 @@ fn block_at(lines: &[&str], i: usize) -> Option<(usize, usize)> {
     }
     let n = j - (i + 1);
     (2..=10).contains(&n).then_some((i + 1, j))
-}
-
-/// The repository's directory name (of the canonical path, so "." works).
-fn repo_name(dir: &Path) -> String {
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    dir.file_name()
-        .map_or_else(|| "repo".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Masks lines, spans and blocks in each file, `per_file` of each kind at most.
@@ -213,7 +210,7 @@ pub fn make_tasks(
     seed: u64,
     cross_file: bool,
 ) -> Result<Vec<Task>> {
-    let repo = repo_name(dir);
+    let repo = Workspace::at(dir).name().to_string();
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
     let foreign = if cross_file {
@@ -237,6 +234,12 @@ pub fn make_tasks(
             continue;
         }
         let starts = line_starts(&text);
+        let source = Source {
+            repo: &repo,
+            path: &rel,
+            lang,
+            text: &text,
+        };
         let names = foreign.get(&rel.replace('\\', "/")).unwrap_or(&empty);
         let uses_foreign = |t: &str| !cross_file || identifiers(t).any(|w| names.contains(w));
         let candidates: Vec<usize> = (5..lines.len() - 1)
@@ -253,7 +256,7 @@ pub fn make_tasks(
             let i = candidates[rng.below(candidates.len())];
             let s = starts[i] + indent(lines[i]);
             let e = starts[i] + lines[i].trim_end().len();
-            out.push(task(&repo, &rel, lang, &text, s, e, "line", i));
+            out.push(source.hole(s, e, "line", i));
             // Span: from a word boundary inside a line to the end of the line.
             let i = candidates[rng.below(candidates.len())];
             let content = lines[i].trim_end();
@@ -265,16 +268,7 @@ pub fn make_tasks(
                 .collect();
             if !bounds.is_empty() {
                 let b = bounds[rng.below(bounds.len())];
-                out.push(task(
-                    &repo,
-                    &rel,
-                    lang,
-                    &text,
-                    starts[i] + b,
-                    starts[i] + content.len(),
-                    "span",
-                    i,
-                ));
+                out.push(source.hole(starts[i] + b, starts[i] + content.len(), "span", i));
             }
         }
         let blocks: Vec<(usize, usize)> = (3..lines.len())
@@ -288,7 +282,7 @@ pub fn make_tasks(
             let (a, b) = blocks[rng.below(blocks.len())];
             let s = starts[a] + indent(lines[a]);
             let e = starts[b - 1] + lines[b - 1].trim_end().len();
-            out.push(task(&repo, &rel, lang, &text, s, e, "block", a));
+            out.push(source.hole(s, e, "block", a));
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -305,7 +299,7 @@ pub fn make_tasks(
 
 /// Typing sessions: one or two lines of a body, removed and then typed back.
 pub fn make_sessions(dir: &Path, count: usize, seed: u64) -> Result<Vec<Session>> {
-    let repo = repo_name(dir);
+    let repo = Workspace::at(dir).name().to_string();
     let mut rng = Rng::new(seed ^ 0x5eed);
     let files = source_files(dir);
     let mut out = Vec::new();
@@ -339,7 +333,7 @@ pub fn make_sessions(dir: &Path, count: usize, seed: u64) -> Result<Vec<Session>
             .to_string_lossy()
             .into_owned();
         let text_before = format!("{}{}", &text[..s], &text[e..]);
-        let character = lines[i][..indent(lines[i])].encode_utf16().count() as u32;
+        let character = position::utf16_len(&lines[i][..indent(lines[i])]) as u32;
         out.push(Session {
             id: format!("{repo}/{rel}:{}", i + 1),
             repo: Some(repo.clone()),

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tokio::io::BufReader;
 
 use super::metrics::percentile;
 use crate::config::Settings;
-use crate::lsp::client::{read_message, write_message};
+use crate::lsp::client::{self, Trigger, Writer};
+use crate::position::{self, Encoding};
 
 /// One recorded typing session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,43 +188,28 @@ pub async fn run(
         .kill_on_drop(true)
         .spawn()
         .context("cannot start inkling lsp")?;
-    let mut stdin = child.stdin.take().context("no stdin")?;
-    let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-    // A reader task: reading a frame is not cancel-safe, so it must not sit inside a select.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Value)>();
-    tokio::spawn(async move {
-        while let Ok(m) = read_message(&mut stdout).await {
-            if tx.send((Instant::now(), m)).is_err() {
-                break;
-            }
-        }
-    });
+    // Requests are numbered from 0: `initialize` is 0, the keystrokes' requests follow.
+    let mut lsp = Writer::new(child.stdin.take().context("no stdin")?, 0);
+    // A reader task: reading a frame is not cancel-safe, so it must not sit inside a timeout.
+    let mut rx = client::spawn_reader(child.stdout.take().context("no stdout")?);
     let root = repos_root
         .cloned()
         .unwrap_or_else(|| PathBuf::from("/bench"));
     // The editor's settings as they are (debounce included): the replay measures what users get.
     let opts = serde_json::to_value(settings)?;
     let root_uri = format!("file://{}", root.display());
-    write_message(
-        &mut stdin,
-        &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"processId": null, "rootUri": root_uri, "capabilities": {}, "initializationOptions": opts}}),
-    )
-    .await?;
+    let init = lsp.start_initialize(&root_uri, opts, json!({})).await?;
     // The spec wants the initialize result before anything else is sent.
     loop {
         let (_, m) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await
             .context("no answer to initialize in 30 s")?
             .context("the server exited")?;
-        if m["id"] == 0 {
+        if m["id"] == init {
             break;
         }
     }
-    write_message(
-        &mut stdin,
-        &json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
-    )
-    .await?;
+    lsp.initialized().await?;
     let model = loop {
         let (_, m) = tokio::time::timeout(Duration::from_secs(300), rx.recv())
             .await
@@ -244,16 +229,12 @@ pub async fn run(
         }
     };
 
-    let mut next_id = 1i64;
     let mut results = Vec::new();
     for (si, s) in sessions.iter().enumerate() {
         let path = Path::new(s.repo.as_deref().unwrap_or("")).join(&s.path);
         let uri = format!("file://{}/{}?session={si}", root.display(), path.display());
-        write_message(
-            &mut stdin,
-            &json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": uri, "languageId": language_id(&s.language), "version": 1, "text": s.text_before}}}),
-        )
-        .await?;
+        lsp.open(&uri, language_id(&s.language), &s.text_before)
+            .await?;
         let (mut line, mut col) = (s.line, s.character);
         let chars: Vec<char> = s.typed.chars().collect();
         let mut keys: Vec<Keystroke> = vec![Keystroke::default(); chars.len()];
@@ -294,35 +275,24 @@ pub async fn run(
         };
         for (k, c) in chars.iter().enumerate() {
             let version = k as i32 + 2;
-            let change = json!({"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col}}, "text": c.to_string()});
-            write_message(
-                &mut stdin,
-                &json!({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {"textDocument": {"uri": uri, "version": version}, "contentChanges": [change]}}),
-            )
-            .await?;
+            let text = c.to_string();
+            lsp.insert(&uri, version, line, col, &text).await?;
             if *c == '\n' {
                 line += 1;
                 col = 0;
             } else {
-                col += c.len_utf16() as u32;
+                col += position::width(&text, Encoding::Utf16) as u32;
             }
             // VS Code cancels the request of the previous keystroke.
             for id in pending.keys() {
-                write_message(
-                    &mut stdin,
-                    &json!({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": id}}),
-                )
-                .await?;
+                lsp.cancel_request(*id).await?;
             }
-            let id = next_id;
-            next_id += 1;
+            // The clock starts before the request is written, as an editor's would.
             let sent = Instant::now();
+            let id = lsp
+                .start_inline(&uri, line, col, Trigger::Automatic)
+                .await?;
             pending.insert(id, (k, sent));
-            write_message(
-                &mut stdin,
-                &json!({"jsonrpc": "2.0", "id": id, "method": "textDocument/inlineCompletion", "params": {"textDocument": {"uri": uri}, "position": {"line": line, "character": col}, "context": {"triggerKind": 2}}}),
-            )
-            .await?;
             let last = k + 1 == chars.len();
             let until = sent + if last { Duration::from_secs(60) } else { speed };
             while let Ok(Some((at, m))) = tokio::time::timeout_at(until.into(), rx.recv()).await {
@@ -341,7 +311,7 @@ pub async fn run(
                 .as_deref()
                 .is_some_and(|sug| consistent(sug, &remaining));
         }
-        write_message(&mut stdin, &json!({"jsonrpc": "2.0", "method": "textDocument/didClose", "params": {"textDocument": {"uri": uri}}})).await?;
+        lsp.close(&uri).await?;
         let saved = chars_saved(&s.typed, &keys);
         let summary_line = {
             let shown = keys.iter().filter(|k| k.visible && k.consistent).count();
@@ -359,16 +329,9 @@ pub async fn run(
             chars_saved: saved,
         });
     }
-    let _ = write_message(
-        &mut stdin,
-        &json!({"jsonrpc": "2.0", "id": next_id, "method": "shutdown", "params": null}),
-    )
-    .await;
-    let _ = write_message(
-        &mut stdin,
-        &json!({"jsonrpc": "2.0", "method": "exit", "params": null}),
-    )
-    .await;
+    // Not waiting for the shutdown answer: the child is reaped below with a timeout either way.
+    let _ = lsp.start_shutdown().await;
+    let _ = lsp.exit().await;
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     Ok(ReplayReport {
         model,

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::metrics::Summary;
-use crate::complete::Completer;
-use crate::engine::CancelToken;
-use crate::prompt::FileView;
+use crate::complete::{Completer, Input, Outcome};
+use crate::engine::{CancelToken, Generation};
+use crate::workspace::Workspace;
 
 /// One task, exactly as in the task file; extra fields are carried through.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,17 +126,15 @@ pub fn run(
         let text = format!("{}{}", task.prefix, task.suffix);
         let rope = Rope::from_str(&text);
         let cursor = task.prefix.chars().count();
-        let repo = task.repo.clone().unwrap_or_else(|| "bench".into());
-        let view = FileView {
-            rope: &rope,
-            cursor,
-            path: &task.path,
-            repo: &repo,
-        };
         let syntax = crate::syntax::Lang::from_language_id(&task.language)
             .or_else(|| crate::syntax::Lang::from_path(&task.path))
             .map(|l| crate::syntax::Syntax::new(l, &rope));
-        let context = match repos_root.and_then(|r| workspace_of(r, task.repo.as_deref())) {
+        let root = repos_root.and_then(|r| workspace_of(r, task.repo.as_deref()));
+        let workspace = match &root {
+            Some(ws) => Workspace::at(ws),
+            None => Workspace::named(task.repo.as_deref().unwrap_or("bench")),
+        };
+        let context = match root {
             Some(ws) if completer.settings.context_tokens > 0 => {
                 let ctx = workspaces.entry(ws.clone()).or_insert_with(|| {
                     let index = crate::context::WorkspaceIndex::build(&ws);
@@ -157,13 +155,17 @@ pub fn run(
             }
             _ => Vec::new(),
         };
-        let (_, g) = completer.complete_with_syntax(
-            syntax.as_ref(),
-            &view,
-            None,
-            &context,
-            CancelToken::new(),
-        )?;
+        let input = Input {
+            syntax: syntax.clone(),
+            language: task.language.clone(),
+            context: std::sync::Arc::new(context),
+            ..Input::new(rope, cursor, &task.path, workspace.name())
+        };
+        let g = match completer.complete(&input, CancelToken::new())? {
+            Outcome::Suggested(s) => s.generation,
+            Outcome::Skipped(_) => Generation::skipped(),
+        };
+        let context = &input.context;
         let parseable = syntax.as_ref().and_then(|syn| {
             // Only files that parse with the expected text can tell.
             parses(

@@ -59,7 +59,13 @@ pub fn is_secret(path: &Path) -> bool {
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    if name.starts_with(".env") || name.starts_with("id_rsa") || name.starts_with("id_ed25519") {
+    // `.env`, `.env.production`, `app.env`, `app.env.local`.
+    if name.starts_with(".env")
+        || name.ends_with(".env")
+        || name.contains(".env.")
+        || name.starts_with("id_rsa")
+        || name.starts_with("id_ed25519")
+    {
         return true;
     }
     if SECRET_NAMES.contains(&name.as_str())
@@ -164,13 +170,7 @@ impl WorkspaceIndex {
         {
             return;
         }
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        if meta.len() > MAX_FILE_BYTES {
-            return;
-        }
-        let Ok(bytes) = std::fs::read(path) else {
+        let Some(bytes) = self.read_if_safe(path) else {
             return;
         };
         let Ok(content) = crate::document::text_from_bytes(bytes) else {
@@ -208,6 +208,35 @@ impl WorkspaceIndex {
                 spans,
             },
         );
+    }
+
+    /// The bytes of `path`, when it may be read into a prompt: a regular file (after following
+    /// links: never a FIFO, device or socket, which could block or never end) within the size
+    /// limit, whose real location is inside the workspace and passes the filters too (a link
+    /// with an innocent name may point at a secret).
+    fn read_if_safe(&self, path: &Path) -> Option<Vec<u8>> {
+        let meta = std::fs::metadata(path).ok()?;
+        if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+            return None;
+        }
+        let real = std::fs::canonicalize(path).ok()?;
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let rel = real.strip_prefix(&root).ok()?;
+        if is_secret(&real)
+            || is_vendored(rel)
+            || rel
+                .components()
+                .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::fs::File::open(&real).ok()?, MAX_FILE_BYTES + 1),
+            &mut bytes,
+        )
+        .ok()?;
+        (bytes.len() as u64 <= MAX_FILE_BYTES).then_some(bytes)
     }
 
     pub fn remove(&mut self, path: &Path) {
@@ -520,6 +549,57 @@ mod tests {
         std::fs::write(dir.join(".env.local"), "TOKEN=x").unwrap();
         index.update_file(&dir.join(".env.local"));
         assert!(!index.files.contains_key(".env.local"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn env_files_by_any_name_are_secret() {
+        for name in [
+            ".env",
+            "app.env",
+            "config/prod.env",
+            "app.env.local",
+            ".env.production",
+        ] {
+            assert!(is_secret(Path::new(name)), "{name}");
+        }
+        for name in ["environment.py", "envelope.rs", "src/env.py"] {
+            assert!(!is_secret(Path::new(name)), "{name}");
+        }
+    }
+
+    /// Links and special files: only regular files inside the workspace, judged by what they
+    /// really are, and never anything that blocks or never ends.
+    #[test]
+    fn links_fifos_and_devices_never_enter() {
+        use std::os::unix::fs::symlink;
+        let dir = workspace();
+        let mut index = WorkspaceIndex::build(&dir);
+        // A link with an innocent name to a secret file, and one to a file outside.
+        symlink(dir.join(".env"), dir.join("notes.py")).unwrap();
+        let outside =
+            std::env::temp_dir().join(format!("inkling-outside-{}.py", std::process::id()));
+        std::fs::write(&outside, "def area(): return 'hunter2'\n").unwrap();
+        symlink(&outside, dir.join("elsewhere.py")).unwrap();
+        // A link to an endless device, and a FIFO nobody writes to.
+        symlink("/dev/zero", dir.join("zero.py")).unwrap();
+        let fifo = dir.join("pipe.py");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let t = std::time::Instant::now();
+        for name in ["notes.py", "elsewhere.py", "zero.py", "pipe.py"] {
+            index.update_file(&dir.join(name));
+            assert!(!index.files.contains_key(name), "{name}");
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(5),
+            "nothing blocked"
+        );
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo ran");
+        // A link to a good file inside the workspace is indexed under its own name.
+        symlink(dir.join("geometry.py"), dir.join("shapes.py")).unwrap();
+        index.update_file(&dir.join("shapes.py"));
+        assert!(index.files.contains_key("shapes.py"));
+        let _ = std::fs::remove_file(outside);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -9,8 +9,13 @@
 //! Architecture Invariant: the engine knows prompts ([`crate::prompt::Prompt`]) and stop rules, but
 //! nothing about documents, editors or LSP.
 
+mod decode;
+mod draft;
 pub mod fim;
-pub mod kvstore;
+pub mod kv;
+mod load;
+mod probe;
+mod tokens;
 mod worker;
 
 use std::path::PathBuf;
@@ -47,7 +52,7 @@ pub struct EngineConfig {
     pub flash_attention: bool,
     /// The speculation mode asked for. Anything but `Off` probes verification batches at
     /// start-up; `Auto` then keeps plain decoding (with flash attention) where they do not pay.
-    pub speculation: crate::config::Speculation,
+    pub speculation: crate::speculative::Speculation,
     /// Where prefix KV snapshots persist across restarts; `None` keeps them in memory only.
     pub kv_dir: Option<PathBuf>,
     /// Size cap of `kv_dir`; least recently used snapshots go first.
@@ -79,7 +84,7 @@ impl EngineConfig {
             progress: None,
             draft_model: None,
             flash_attention: true,
-            speculation: crate::config::Speculation::Off,
+            speculation: crate::speculative::Speculation::Off,
             kv_dir: None,
             kv_cap_bytes: 1 << 30,
         }
@@ -196,7 +201,7 @@ pub struct GenerateRequest {
     pub partial: Option<Arc<tokio::sync::watch::Sender<String>>>,
     /// How to use speculative decoding; every mode returns the plain greedy answer. An engine
     /// started without speculation (or whose `auto` chose plain decoding) decodes plainly.
-    pub speculation: crate::config::Speculation,
+    pub speculation: crate::speculative::Speculation,
     /// How much of the KV cache a prompt may reuse.
     pub kv: KvReuse,
     /// A repo-context prefix (with `max_tokens` 0): load its KV from disk when a snapshot exists,
@@ -213,7 +218,7 @@ impl GenerateRequest {
             max_tokens,
             time_cap_after_newline: None,
             partial: None,
-            speculation: crate::config::Speculation::Off,
+            speculation: crate::speculative::Speculation::Off,
             kv: KvReuse::default(),
             persist: false,
         }
@@ -243,6 +248,8 @@ pub enum StopReason {
     MaxTokens,
     TimeCap,
     PromptOnly,
+    /// The completion pipeline did not ask the model (see `complete::Skip`).
+    Skipped,
 }
 
 /// Where the time went.
@@ -280,6 +287,18 @@ pub struct Generation {
     pub raw: String,
     pub stop_reason: StopReason,
     pub timings: Timings,
+}
+
+impl Generation {
+    /// The empty generation of a completion that was not asked of the model.
+    pub fn skipped() -> Generation {
+        Generation {
+            text: String::new(),
+            raw: String::new(),
+            stop_reason: StopReason::Skipped,
+            timings: Timings::default(),
+        }
+    }
 }
 
 /// Facts about the loaded model.
@@ -337,12 +356,26 @@ pub struct BatchProbe {
     pub from_cache: bool,
     /// Whether requests speculate: the mode asked for, or what `auto` chose from the costs.
     pub speculating: bool,
+    /// The timed passes varied too much (another workload ran): such a probe proves nothing,
+    /// so `auto` decodes plainly and the probe is not saved (the next start probes again).
+    #[serde(default)]
+    pub noisy: bool,
+    /// The costs came from live decoding rather than the start-up probe (`auto` turned
+    /// speculation off because they disagreed with the probe).
+    #[serde(default)]
+    pub live: bool,
 }
 
 impl BatchProbe {
     /// What a three-token pass costs in one-token passes.
     pub fn ratio(&self) -> f64 {
         self.three_ms / self.one_ms.max(1e-9)
+    }
+
+    /// Whether `auto` may speculate on these numbers: they must be trustworthy and show that
+    /// drafting pays.
+    pub fn pays(&self) -> bool {
+        !self.noisy && crate::speculative::speculation_pays(self.one_ms, self.three_ms)
     }
 }
 

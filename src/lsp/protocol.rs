@@ -1,13 +1,13 @@
-//! inkling's own protocol extensions and the conversions between LSP shapes and inkling's.
+//! inkling's own protocol extensions (their wire types are their own, not the engine's) and the
+//! conversions from LSP positions to inkling's char offsets (`from_proto`).
 //!
-//! Architecture Invariant: together with `server.rs`, the only code that knows LSP types and JSON.
+//! Architecture Invariant: `src/lsp/` is the only code that knows LSP types and JSON.
 
 use ls_types::{Position, Range};
 use ropey::Rope;
 use serde::{Deserialize, Serialize};
 use tower_lsp_server::ls_types;
 
-use crate::engine::Timings;
 use crate::position::{self, Clamped, Encoding};
 
 /// `inkling/status` (server → client): the model's state, for status bars.
@@ -59,6 +59,47 @@ pub struct CompleteResult {
     /// Milliseconds from receiving the request to answering it.
     pub latency_ms: f64,
     pub timings: Option<Timings>,
+}
+
+/// Where the time of a model answer went, as `inkling/complete` reports it (the engine's
+/// timings, copied field by field so that the engine can change without changing the wire).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub prompt_tokens: usize,
+    pub reused_tokens: usize,
+    #[serde(default)]
+    pub shifted_tokens: usize,
+    #[serde(default)]
+    pub loaded_tokens: usize,
+    pub evaluated_tokens: usize,
+    pub generated_tokens: usize,
+    pub ttft_ms: f64,
+    pub prompt_ms: f64,
+    pub total_ms: f64,
+    pub queue_ms: f64,
+    pub tokens_per_second: f64,
+    pub draft_proposed: usize,
+    pub draft_accepted: usize,
+}
+
+impl From<&crate::engine::Timings> for Timings {
+    fn from(t: &crate::engine::Timings) -> Self {
+        Timings {
+            prompt_tokens: t.prompt_tokens,
+            reused_tokens: t.reused_tokens,
+            shifted_tokens: t.shifted_tokens,
+            loaded_tokens: t.loaded_tokens,
+            evaluated_tokens: t.evaluated_tokens,
+            generated_tokens: t.generated_tokens,
+            ttft_ms: t.ttft_ms,
+            prompt_ms: t.prompt_ms,
+            total_ms: t.total_ms,
+            queue_ms: t.queue_ms,
+            tokens_per_second: t.tokens_per_second,
+            draft_proposed: t.draft_proposed,
+            draft_accepted: t.draft_accepted,
+        }
+    }
 }
 
 /// LSP position → char offset, clamped.

@@ -1,7 +1,7 @@
 //! The policy: which proposer, how many tokens, or plain decoding — from measured costs and
 //! recent acceptance, so that speculation is used only where it pays on this machine.
 
-use crate::config::Speculation;
+use super::Speculation;
 
 /// What to do for the next decoding step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +94,13 @@ impl Policy {
         if (1..=MAX_K + 1).contains(&batch) {
             self.batch_ms[batch - 1].add(ms);
         }
+    }
+
+    /// Live costs of a one-token and of a three-token pass, once at least `min_samples` of each
+    /// were measured while decoding.
+    pub fn live_costs(&self, min_samples: u32) -> Option<(f64, f64)> {
+        let (one, three) = (self.batch_ms.first()?, self.batch_ms.get(2)?);
+        (one.n >= min_samples && three.n >= min_samples).then_some((one.value, three.value))
     }
 
     pub fn record_draft_token(&mut self, ms: f64) {

@@ -19,6 +19,7 @@ use tree_sitter::{InputEdit, Node, Parser, Point, Tree};
 use super::shape::{CLOSING, FUNCTION_KINDS, last_leaf_before, split_line};
 use super::tags::definition_ranges;
 use super::{Syntax, advance_point};
+use crate::stop::indent_width;
 
 /// Documents larger than this are not reparsed per suggestion (each candidate copies the text).
 pub const FIT_MAX_BYTES: usize = 8 << 20;
@@ -525,13 +526,6 @@ impl<'a> Fitter<'a> {
     }
 }
 
-fn indent_width(line: &str, tab: usize) -> usize {
-    line.chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .map(|c| if c == '\t' { tab } else { 1 })
-        .sum()
-}
-
 /// ERROR and MISSING nodes in the tree, visiting only subtrees that have errors.
 pub(crate) fn count_errors(root: Node<'_>) -> usize {
     let mut count = 0;
@@ -581,41 +575,5 @@ pub(crate) fn leaves_in(root: Node<'_>, start: usize, end: usize) -> Vec<Node<'_
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::Lang;
-    use super::*;
-
-    #[test]
-    fn errors_are_counted() {
-        let rope = Rope::from_str("fn f() { let x = ; }\n");
-        let syntax = Syntax::new(Lang::Rust, &rope);
-        assert!(count_errors(syntax.tree().root_node()) >= 1);
-        let clean = Syntax::new(Lang::Rust, &Rope::from_str("fn f() {}\n"));
-        assert_eq!(count_errors(clean.tree().root_node()), 0);
-    }
-
-    #[test]
-    fn leaves_overlapping_a_range() {
-        let rope = Rope::from_str("fn f() { g(1); }\n");
-        let syntax = Syntax::new(Lang::Rust, &rope);
-        let kinds: Vec<&str> = leaves_in(syntax.tree().root_node(), 9, 14)
-            .iter()
-            .map(|n| n.kind())
-            .collect();
-        assert_eq!(kinds, ["identifier", "(", "integer_literal", ")", ";"]);
-    }
-
-    #[test]
-    fn enclosing_brackets_innermost_first() {
-        let rope = Rope::from_str("fn f() {\n    g(1, \n}\n");
-        let syntax = Syntax::new(Lang::Rust, &rope);
-        let fitter = Fitter::new(&syntax, &rope, 19);
-        let found: Vec<(&str, bool)> = fitter
-            .enclosing()
-            .iter()
-            .map(|e| (e.closer, e.closed_at.is_some()))
-            .collect();
-        assert_eq!(found.first(), Some(&(")", false)));
-        assert!(found.contains(&("}", true)), "{found:?}");
-    }
-}
+#[path = "fit_tests.rs"]
+mod tests;

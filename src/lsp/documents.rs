@@ -1,0 +1,381 @@
+//! Open documents: text, version, syntax tree, and what the server keeps per document (prompt
+//! anchor, suggestion cache, repo-context chunks).
+//!
+//! Edits are applied in arrival order, with no await in between (the handlers call in
+//! synchronously); a stale version is refused; an edit outside the document marks it out of sync
+//! until a full-text change, so the server never completes on text it does not hold.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use dashmap::mapref::one::{Ref, RefMut};
+use ropey::Rope;
+use tower_lsp_server::ls_types::{TextDocumentContentChangeEvent, Uri};
+
+use super::protocol;
+use crate::complete::{Input, SuggestionCache};
+use crate::document::{Document, Edit};
+use crate::position::Encoding;
+use crate::prompt::{Anchor, ContextFile};
+use crate::syntax::{Lang, Syntax};
+
+/// Documents larger than this get no syntax tree: parsing them would hold up the I/O task.
+const MAX_SYNTAX_BYTES: usize = 2 << 20;
+
+fn syntax_for(lang: Option<Lang>, rope: &Rope) -> Option<Syntax> {
+    lang.filter(|_| rope.len_bytes() <= MAX_SYNTAX_BYTES)
+        .map(|l| Syntax::new(l, rope))
+}
+
+/// Where a document is, as the model sees it (see [`crate::workspace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    /// Path relative to its workspace.
+    pub path: String,
+    /// The workspace's name.
+    pub repo: String,
+    /// The file (or what it links to) may hold secrets: no completions in it.
+    pub secret: bool,
+}
+
+/// One open document and what the server keeps for it.
+#[derive(Debug)]
+pub struct DocState {
+    pub doc: Document,
+    /// The tree-sitter tree, for languages with a grammar.
+    pub syntax: Option<Syntax>,
+    pub place: Place,
+    pub anchor: Option<Anchor>,
+    pub cache: SuggestionCache,
+    /// Set when an edit could not be applied; cleared by the next full-text change.
+    pub out_of_sync: bool,
+    /// Repo-context chunks for this file; changes only on open, save and index updates.
+    pub context: Arc<Vec<ContextFile>>,
+    /// True once the engine holds (and has saved) the KV of this context's prefix.
+    pub warmed: bool,
+}
+
+impl DocState {
+    fn new(doc: Document, place: Place) -> Self {
+        let lang = Lang::from_language_id(&doc.language).or_else(|| Lang::from_path(&place.path));
+        DocState {
+            syntax: syntax_for(lang, &doc.rope),
+            doc,
+            place,
+            anchor: None,
+            cache: SuggestionCache::default(),
+            out_of_sync: false,
+            context: Arc::new(Vec::new()),
+            warmed: false,
+        }
+    }
+
+    /// The completion input at char offset `cursor`.
+    pub fn input(&self, cursor: usize) -> Input {
+        Input {
+            rope: self.doc.rope.clone(),
+            cursor,
+            path: self.place.path.clone(),
+            repo: self.place.repo.clone(),
+            language: self.doc.language.clone(),
+            syntax: self.syntax.clone(),
+            anchor: self.anchor,
+            context: Arc::clone(&self.context),
+            secret: self.place.secret,
+        }
+    }
+}
+
+/// What a `didChange` came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Every change was applied (or skipped while out of sync).
+    Ok,
+    /// The version was not newer than the one held: nothing was applied.
+    Stale,
+    /// The document is not open and no full text came with the change.
+    Unknown,
+    /// The document was not open; its full text opened it.
+    Opened,
+}
+
+/// The open documents by URI.
+#[derive(Debug, Default)]
+pub struct Documents {
+    map: DashMap<Uri, DocState>,
+}
+
+impl Documents {
+    pub fn open(&self, uri: Uri, text: &str, version: i32, language: &str, place: Place) {
+        let doc = Document::new(text, version, language);
+        self.map.insert(uri, DocState::new(doc, place));
+    }
+
+    pub fn close(&self, uri: &Uri) {
+        self.map.remove(uri);
+    }
+
+    pub fn get(&self, uri: &Uri) -> Option<Ref<'_, Uri, DocState>> {
+        self.map.get(uri)
+    }
+
+    pub fn get_mut(&self, uri: &Uri) -> Option<RefMut<'_, Uri, DocState>> {
+        self.map.get_mut(uri)
+    }
+
+    pub fn iter(&self) -> dashmap::iter::Iter<'_, Uri, DocState> {
+        self.map.iter()
+    }
+
+    pub fn iter_mut(&self) -> dashmap::iter::IterMut<'_, Uri, DocState> {
+        self.map.iter_mut()
+    }
+
+    /// Applies one `didChange` in order. `place` names a document that a full-text change opens.
+    pub fn change(
+        &self,
+        uri: &Uri,
+        version: i32,
+        changes: &[TextDocumentContentChangeEvent],
+        enc: Encoding,
+        place: impl FnOnce() -> Place,
+    ) -> Applied {
+        let Some(mut state) = self.map.get_mut(uri) else {
+            // didChange before didOpen: a full-text change is enough to start tracking it.
+            return match changes.iter().rev().find(|c| c.range.is_none()) {
+                Some(full) => {
+                    let doc = Document::new(&full.text, version, "");
+                    self.map.insert(uri.clone(), DocState::new(doc, place()));
+                    Applied::Opened
+                }
+                None => Applied::Unknown,
+            };
+        };
+        if version <= state.doc.version {
+            return Applied::Stale;
+        }
+        let st = &mut *state;
+        // Edits mark the tree; it is reparsed once, after the last of them.
+        let mut reparse = false;
+        for change in changes {
+            match change.range {
+                None => {
+                    let lang = st
+                        .syntax
+                        .as_ref()
+                        .map(Syntax::lang)
+                        .or_else(|| Lang::from_path(&st.place.path));
+                    st.doc = Document::new(&change.text, version, &st.doc.language);
+                    st.syntax = syntax_for(lang, &st.doc.rope);
+                    st.out_of_sync = false;
+                    reparse = false;
+                }
+                Some(_) if st.out_of_sync => {}
+                Some(range) => match protocol::to_char_range(&st.doc.rope, range, enc) {
+                    Some((start, end)) => {
+                        // Ropes clone in O(1): the tree's InputEdit needs the text before and after.
+                        let before = st.doc.rope.clone();
+                        st.doc.apply(&Edit {
+                            start,
+                            end,
+                            text: change.text.clone(),
+                        });
+                        if let Some(syn) = st.syntax.as_mut() {
+                            reparse |=
+                                syn.edit_tree(&before, start, end, &change.text, &st.doc.rope);
+                        }
+                    }
+                    None => {
+                        tracing::warn!(
+                            uri = uri.as_str(),
+                            ?range,
+                            "edit outside the document; waiting for a full resync"
+                        );
+                        st.out_of_sync = true;
+                    }
+                },
+            }
+        }
+        if reparse {
+            if let Some(syn) = st.syntax.as_mut() {
+                syn.reparse(&st.doc.rope);
+            }
+        }
+        st.doc.version = version;
+        Applied::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use tower_lsp_server::ls_types::{Position, Range};
+
+    use super::*;
+
+    fn uri() -> Uri {
+        Uri::from_str("file:///w/a.py").unwrap()
+    }
+
+    fn place() -> Place {
+        Place {
+            path: "a.py".into(),
+            repo: "w".into(),
+            secret: false,
+        }
+    }
+
+    fn insert(line: u32, character: u32, text: &str) -> TextDocumentContentChangeEvent {
+        let p = Position::new(line, character);
+        TextDocumentContentChangeEvent {
+            range: Some(Range::new(p, p)),
+            range_length: None,
+            text: text.into(),
+        }
+    }
+
+    fn full(text: &str) -> TextDocumentContentChangeEvent {
+        TextDocumentContentChangeEvent {
+            range: None,
+            range_length: None,
+            text: text.into(),
+        }
+    }
+
+    fn text(docs: &Documents) -> String {
+        docs.get(&uri()).unwrap().doc.rope.to_string()
+    }
+
+    #[test]
+    fn changes_apply_in_order_within_and_across_messages() {
+        let docs = Documents::default();
+        docs.open(uri(), "x = \n", 1, "python", place());
+        let enc = Encoding::Utf16;
+        // Two edits in one message: the second sees the first.
+        let r = docs.change(
+            &uri(),
+            2,
+            &[insert(0, 4, "1"), insert(0, 5, "2")],
+            enc,
+            place,
+        );
+        assert_eq!(r, Applied::Ok);
+        assert_eq!(text(&docs), "x = 12\n");
+        let r = docs.change(&uri(), 3, &[insert(0, 6, "3")], enc, place);
+        assert_eq!(r, Applied::Ok);
+        assert_eq!(text(&docs), "x = 123\n");
+        // The syntax tree follows the text.
+        let d = docs.get(&uri()).unwrap();
+        assert!(!d.syntax.as_ref().unwrap().tree().root_node().has_error());
+        assert_eq!(d.doc.version, 3);
+    }
+
+    #[test]
+    fn stale_versions_are_refused() {
+        let docs = Documents::default();
+        docs.open(uri(), "a\n", 5, "python", place());
+        let enc = Encoding::Utf16;
+        assert_eq!(
+            docs.change(&uri(), 5, &[insert(0, 0, "b")], enc, place),
+            Applied::Stale
+        );
+        assert_eq!(
+            docs.change(&uri(), 4, &[insert(0, 0, "b")], enc, place),
+            Applied::Stale
+        );
+        assert_eq!(text(&docs), "a\n");
+        assert_eq!(
+            docs.change(&uri(), 6, &[insert(0, 0, "b")], enc, place),
+            Applied::Ok
+        );
+        assert_eq!(text(&docs), "ba\n");
+    }
+
+    #[test]
+    fn an_edit_outside_waits_for_a_full_text_change() {
+        let docs = Documents::default();
+        docs.open(uri(), "a\n", 1, "python", place());
+        let enc = Encoding::Utf16;
+        docs.change(&uri(), 2, &[insert(9, 0, "x")], enc, place);
+        assert!(docs.get(&uri()).unwrap().out_of_sync);
+        // Later ranged edits are ignored: their positions refer to text the server lacks.
+        docs.change(&uri(), 3, &[insert(0, 0, "y")], enc, place);
+        assert_eq!(text(&docs), "a\n");
+        docs.change(&uri(), 4, &[full("fresh\n"), insert(0, 5, "!")], enc, place);
+        assert!(!docs.get(&uri()).unwrap().out_of_sync);
+        assert_eq!(text(&docs), "fresh!\n");
+    }
+
+    #[test]
+    fn many_edits_in_one_message_leave_a_matching_tree() {
+        let docs = Documents::default();
+        docs.open(uri(), "x = []\n", 1, "python", place());
+        // 20,000 inserts in one message (the tree is reparsed once, after the last).
+        let edits: Vec<_> = (0..20_000u32)
+            .map(|i| insert(0, 5 + 2 * i, if i % 2 == 0 { "1," } else { "2," }))
+            .collect();
+        assert_eq!(
+            docs.change(&uri(), 2, &edits, Encoding::Utf16, place),
+            Applied::Ok
+        );
+        let d = docs.get(&uri()).unwrap();
+        let text = d.doc.rope.to_string();
+        assert_eq!(text.len(), "x = []\n".len() + 40_000);
+        let fresh = Syntax::new(Lang::Python, &d.doc.rope);
+        let kept = d.syntax.as_ref().unwrap();
+        assert_eq!(
+            kept.tree().root_node().to_sexp(),
+            fresh.tree().root_node().to_sexp()
+        );
+    }
+
+    #[test]
+    fn only_lsp_line_breaks_count() {
+        // Form feed, vertical tab, NEL, U+2028 and U+2029 are not line breaks in LSP.
+        let docs = Documents::default();
+        let odd = "a\u{c}b\u{b}c\u{85}d\u{2028}e\u{2029}f\nx\r\ny\rz\n";
+        docs.open(uri(), odd, 1, "python", place());
+        let enc = Encoding::Utf16;
+        let r = docs.change(
+            &uri(),
+            2,
+            &[
+                insert(0, 11, "!"),
+                insert(1, 1, "1"),
+                insert(2, 1, "2"),
+                insert(3, 1, "3"),
+            ],
+            enc,
+            place,
+        );
+        assert_eq!(r, Applied::Ok);
+        assert!(!docs.get(&uri()).unwrap().out_of_sync);
+        assert_eq!(
+            text(&docs),
+            "a\u{c}b\u{b}c\u{85}d\u{2028}e\u{2029}f!\nx1\r\ny2\rz3\n"
+        );
+    }
+
+    #[test]
+    fn a_change_before_open_needs_the_full_text() {
+        let docs = Documents::default();
+        let enc = Encoding::Utf16;
+        assert_eq!(
+            docs.change(&uri(), 1, &[insert(0, 0, "x")], enc, place),
+            Applied::Unknown
+        );
+        assert!(docs.get(&uri()).is_none());
+        assert_eq!(
+            docs.change(&uri(), 1, &[full("y = 1\n")], enc, place),
+            Applied::Opened
+        );
+        assert_eq!(text(&docs), "y = 1\n");
+        assert!(
+            docs.get(&uri()).unwrap().syntax.is_some(),
+            "language from the path"
+        );
+        docs.close(&uri());
+        assert!(docs.get(&uri()).is_none());
+    }
+}
