@@ -4,16 +4,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::child::Server;
 use super::metrics::percentile;
 use crate::config::Settings;
-use crate::lsp::client::{self, Trigger, Writer};
+use crate::lsp::client::Trigger;
 use crate::position::{self, Encoding};
 
 /// One recorded typing session.
@@ -179,55 +179,17 @@ pub async fn run(
     repos_root: Option<&PathBuf>,
     speed: Duration,
 ) -> Result<ReplayReport> {
-    let exe = std::env::current_exe().context("cannot find the inkling binary")?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start inkling lsp")?;
-    // Requests are numbered from 0: `initialize` is 0, the keystrokes' requests follow.
-    let mut lsp = Writer::new(child.stdin.take().context("no stdin")?, 0);
-    // A reader task: reading a frame is not cancel-safe, so it must not sit inside a timeout.
-    let mut rx = client::spawn_reader(child.stdout.take().context("no stdout")?);
     let root = repos_root
         .cloned()
         .unwrap_or_else(|| PathBuf::from("/bench"));
-    // The editor's settings as they are (debounce included): the replay measures what users get.
-    let opts = serde_json::to_value(settings)?;
-    let root_uri = format!("file://{}", root.display());
-    let init = lsp.start_initialize(&root_uri, opts, json!({})).await?;
-    // The spec wants the initialize result before anything else is sent.
-    loop {
-        let (_, m) = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .context("no answer to initialize in 30 s")?
-            .context("the server exited")?;
-        if m["id"] == init {
-            break;
-        }
-    }
-    lsp.initialized().await?;
-    let model = loop {
-        let (_, m) = tokio::time::timeout(Duration::from_secs(300), rx.recv())
-            .await
-            .context("the server did not get ready in 300 s")?
-            .context("the server exited")?;
-        if m["method"] == "inkling/status" {
-            match m["params"]["state"].as_str() {
-                Some("ready") => {
-                    break m["params"]["message"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string();
-                }
-                Some("error") => bail!("model failed to load: {}", m["params"]["message"]),
-                _ => {}
-            }
-        }
-    };
+    let server = Server::start(settings, &root).await?;
+    let model = server.model.clone();
+    let Server {
+        mut child,
+        mut lsp,
+        mut rx,
+        ..
+    } = server;
 
     let mut results = Vec::new();
     for (si, s) in sessions.iter().enumerate() {

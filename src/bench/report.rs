@@ -16,6 +16,8 @@ use super::tasks::TasksReport;
 pub struct Report {
     pub tasks: Option<TasksReport>,
     pub replay: Option<ReplayReport>,
+    #[serde(default)]
+    pub soak: Option<super::soak::SoakReport>,
 }
 
 /// Loads the report in `dir` (if any), lets `update` change it, writes JSON and HTML back.
@@ -311,6 +313,7 @@ mod tests {
         let h = html(&Report {
             tasks: Some(t),
             replay: Some(ReplayReport::default()),
+            soak: None,
         });
         assert!(h.contains("<svg") && h.contains("m&lt;1&gt;"));
         assert!(!h.contains("<script") && !h.contains("http"));

@@ -54,6 +54,26 @@ pub enum BenchCommand {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// A long editing session (typing, cancels, cursor jumps, saves, opens, closes) against a
+    /// real `inkling lsp`: memory, unanswered requests and answer latency every 1,000 keystrokes.
+    /// Fails when a request stays unanswered, memory keeps growing, or the server ends badly.
+    Soak {
+        #[arg(long, default_value_t = 10_000)]
+        keystrokes: usize,
+        /// Milliseconds between keystrokes
+        #[arg(long, default_value_t = 20)]
+        speed_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Largest RSS growth allowed after warm-up (from the sample at a fifth of the run to
+        /// the last), in MiB
+        #[arg(long, default_value_t = 64.0)]
+        max_growth_mib: f64,
+        #[arg(long)]
+        report: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+    },
     /// Build a task set and a session set from a repository.
     Make {
         #[arg(long)]
@@ -87,7 +107,7 @@ fn write_jsonl<T: serde::Serialize>(path: &std::path::Path, items: &[T]) -> Resu
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
-    use inkling::bench::{make, replay, report, tasks};
+    use inkling::bench::{make, replay, report, soak, tasks};
     match command {
         BenchCommand::Tasks {
             tasks: file,
@@ -158,6 +178,32 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 eprintln!("report: {}", dir.join("report.html").display());
             }
             Ok(())
+        }
+        BenchCommand::Soak {
+            keystrokes,
+            speed_ms,
+            seed,
+            max_growth_mib,
+            report: dir,
+            model,
+        } => {
+            let settings = model.settings();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            let r = rt.block_on(soak::run(
+                &settings,
+                keystrokes,
+                std::time::Duration::from_millis(speed_ms),
+                seed,
+            ))?;
+            print!("{}", soak::table(&r));
+            let verdict = soak::verdict(&r, max_growth_mib);
+            if let Some(dir) = dir {
+                report::update(&dir, |rep| rep.soak = Some(r))?;
+            }
+            verdict
         }
         BenchCommand::Make {
             repo,

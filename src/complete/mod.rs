@@ -34,6 +34,9 @@ use crate::engine::{CancelToken, EngineError, GenerateRequest, Generation, Gener
 use crate::prompt::{self, Anchor, ContextFile, FileView, Plan, Prompt};
 use crate::syntax::{self, Shape, Syntax};
 
+/// Lines longer than this get no completion (see [`Skip::LineTooLong`]).
+pub const MAX_LINE_CHARS: usize = 20_000;
+
 /// Everything a completion is asked for: one snapshot of a document at a cursor. Cheap to clone
 /// (ropes and trees share their nodes).
 #[derive(Debug, Clone)]
@@ -112,6 +115,10 @@ pub enum Skip {
     /// The syntax (or the text around the cursor) says no suggestion fits here.
     #[error("nothing fits at the cursor")]
     NothingFits,
+    /// The cursor line is longer than [`MAX_LINE_CHARS`] (minified or generated code): the
+    /// prompt rules copy and scan it, which would cost every keystroke that much.
+    #[error("the cursor line has {0} characters (the limit is {MAX_LINE_CHARS})")]
+    LineTooLong(usize),
 }
 
 /// A completion ready for the model: the prompt plan (its anchor is kept for the next request)
@@ -159,6 +166,11 @@ impl Completer {
     /// Phase one: whether to ask the model, and what.
     pub fn prepare(&self, input: &Input) -> Result<Prepared, Skip> {
         check(&self.settings, input)?;
+        let cursor = input.cursor.min(input.rope.len_chars());
+        let line = input.rope.line(input.rope.char_to_line(cursor)).len_chars();
+        if line > MAX_LINE_CHARS {
+            return Err(Skip::LineTooLong(line));
+        }
         let shape = self.shape(input);
         if shape == Shape::Nothing {
             return Err(Skip::NothingFits);

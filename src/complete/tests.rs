@@ -98,6 +98,12 @@ fn refusals_are_data() {
         ..input("x = $0\n", "notes.py")
     };
     assert_eq!(c.prepare(&linked).unwrap_err(), Skip::Secret);
+    // A minified line: too long to build prompts from at every keystroke.
+    let long = format!("x = [{}$0]\n", "1,".repeat(MAX_LINE_CHARS));
+    assert!(matches!(
+        c.prepare(&input(&long, "a.py")),
+        Err(Skip::LineTooLong(_))
+    ));
     // Inside a word: nothing fits.
     let mid = input("value = compu$0ted\n", "a.py");
     assert_eq!(c.prepare(&mid).unwrap_err(), Skip::NothingFits);

@@ -84,6 +84,8 @@ pub(super) struct Roles<'a> {
     pub drafter: Option<&'a mut dyn Drafter>,
     /// Verification rows are bit-identical to one-token passes (the start-up probe).
     pub exact_batches: bool,
+    /// True when nobody waits for the answer any more: stops like a cancel.
+    pub abandoned: &'a dyn Fn() -> bool,
 }
 
 /// The suggestion as it streams in.
@@ -178,7 +180,7 @@ pub(super) fn decode(
             return Ok(Decoding { out, stop, keep });
         }
         context.push(next);
-        if cancel.is_cancelled() {
+        if cancel.is_cancelled() || (roles.abandoned)() {
             return Err(EngineError::Cancelled);
         }
         let lookup = if heal.is_none() {

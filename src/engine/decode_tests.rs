@@ -143,6 +143,7 @@ fn decode_on(
         lookup: &lookup,
         drafter: None,
         exact_batches: true,
+        abandoned: &|| false,
     };
     let mut timings = Timings::default();
     let start = Start {
@@ -309,6 +310,7 @@ fn draft_model_proposals_are_verified_like_lookup() {
         lookup: &lookup,
         drafter: Some(&mut drafter),
         exact_batches: true,
+        abandoned: &|| false,
     };
     let mut t = Timings::default();
     let start = Start {
@@ -349,6 +351,7 @@ fn a_cancel_stops_between_steps() {
         lookup: &lookup,
         drafter: None,
         exact_batches: true,
+        abandoned: &|| false,
     };
     let cancel = CancelToken::new();
     cancel.cancel();

@@ -400,6 +400,14 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<Generation, EngineError>>,
 }
 
+impl Job {
+    /// Cancelled, or nobody waits for the answer any more (the caller went away, e.g. a server
+    /// shutting down): either way the work would be thrown away.
+    pub fn abandoned(&self) -> bool {
+        self.cancel.is_cancelled() || self.reply.is_closed()
+    }
+}
+
 /// A handle to the engine thread; cheap to clone. The thread ends when the last handle is dropped.
 #[derive(Clone)]
 pub struct Engine {

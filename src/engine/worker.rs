@@ -226,7 +226,7 @@ impl Worker<'_> {
                 },
             };
             let queue_ms = job.queued_at.elapsed().as_secs_f64() * 1e3;
-            let result = if job.cancel.is_cancelled() {
+            let result = if job.abandoned() {
                 Err(EngineError::Cancelled)
             } else {
                 self.generate(&job).map(|mut g| {
@@ -333,7 +333,7 @@ impl Worker<'_> {
         let todo = &tokens[self.target.cached().len()..];
         let chunks = todo.len().div_ceil(PROMPT_CHUNK);
         for (i, chunk) in todo.chunks(PROMPT_CHUNK).enumerate() {
-            if job.cancel.is_cancelled() {
+            if job.abandoned() {
                 return Err(EngineError::Cancelled);
             }
             let last = i + 1 == chunks;
@@ -363,6 +363,7 @@ impl Worker<'_> {
             lookup: &self.lookup,
             drafter: self.draft.as_mut().map(|d| d as &mut dyn Drafter),
             exact_batches: self.exact_batches,
+            abandoned: &|| job.reply.is_closed(),
         };
         let start = Start {
             context: tokens,

@@ -118,6 +118,9 @@ pub struct Jobs {
     job: Mutex<Option<Arc<Job>>>,
     prefetch: Mutex<Option<CancelToken>>,
     warm: Mutex<Option<CancelToken>>,
+    /// Set by `shutdown`: no engine work starts after it (a job finishing then would otherwise
+    /// start a prefetch or a warm-up that holds the exit up).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Puts `token` into `slot`, cancelling what was there.
@@ -157,17 +160,27 @@ impl Jobs {
     /// Makes `job` the model job, stopping every other use of the engine.
     pub fn install(&self, job: &Arc<Job>) {
         self.cancel_engine_work();
+        self.refuse_when_closed(&job.token);
         *self.job.lock().expect("jobs lock") = Some(Arc::clone(job));
     }
 
     /// A new prefetch, replacing (and cancelling) the previous one.
     pub fn set_prefetch(&self, token: CancelToken) {
+        self.refuse_when_closed(&token);
         replace(&self.prefetch, token);
     }
 
     /// A new warm-up, replacing (and cancelling) the previous one.
     pub fn set_warm(&self, token: CancelToken) {
+        self.refuse_when_closed(&token);
         replace(&self.warm, token);
+    }
+
+    /// After `shutdown`, new work is cancelled before it starts.
+    fn refuse_when_closed(&self, token: &CancelToken) {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            token.cancel();
+        }
     }
 
     /// Keystrokes pre-empt prefetch work at once.
@@ -184,8 +197,9 @@ impl Jobs {
         cancel(&self.warm);
     }
 
-    /// Stops everything: the newest request too (shutdown).
+    /// Stops everything, the newest request too, and refuses new work (shutdown).
     pub fn cancel_all(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         cancel(&self.latest);
         self.cancel_engine_work();
     }
@@ -216,6 +230,10 @@ mod tests {
         assert!(!second.is_cancelled());
         jobs.cancel_all();
         assert!(second.is_cancelled());
+        // After shutdown nothing new starts.
+        let late = CancelToken::new();
+        jobs.set_warm(late.clone());
+        assert!(late.is_cancelled());
     }
 
     #[test]

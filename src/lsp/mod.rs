@@ -9,7 +9,7 @@
 //! on the way in, through [`crate::position`].
 
 pub mod client;
-mod documents;
+pub mod documents;
 mod handlers;
 mod jobs;
 mod loading;

@@ -39,6 +39,8 @@ impl Server {
         let t0 = Instant::now();
         let enc = self.enc();
         let settings = self.settings();
+        // A completion marks the document used (and brings back its tree if it was put away).
+        self.docs.touch(uri);
         // Snapshot the document: ropes clone in O(1), and the lock is not held across awaits.
         let (mut input, clamped) = {
             let Some(state) = self.docs.get(uri) else {

@@ -1,6 +1,7 @@
 //! Syntax layer: one incrementally updated tree-sitter tree per document, and the rules built on it.
 //!
-//! - [`Syntax`]: parser + tree for one document, updated from char-range edits on a rope.
+//! - [`Syntax`]: the tree of one document, updated from char-range edits on a rope (parsers are
+//!   kept per thread and language, not per document).
 //! - [`shape`]: whether a suggestion at the cursor should be nothing, one line or a block.
 //! - [`fit`]: post-processing of a model suggestion (stop at the end of the enclosing block or at a
 //!   new sibling definition, no duplicated closers, drop suggestions that break a clean tree).
@@ -16,6 +17,7 @@ mod queries;
 mod shape;
 mod tags;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use ropey::Rope;
@@ -128,6 +130,21 @@ impl Lang {
         self == Lang::Python
     }
 
+    /// Runs `f` with this thread's parser for the language. Parsers are kept per thread and
+    /// language rather than per document: an idle document then holds only its tree (a parser
+    /// per open document cost memory for nothing), and a snapshot of a tree needs no new parser.
+    pub(crate) fn with_parser<R>(self, f: impl FnOnce(&mut Parser) -> R) -> R {
+        thread_local! {
+            static PARSERS: std::cell::RefCell<HashMap<Lang, Parser>> =
+                std::cell::RefCell::new(HashMap::new());
+        }
+        PARSERS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut parsers) => f(parsers.entry(self).or_insert_with(|| self.parser())),
+            // Re-entered (never expected): a parser of its own.
+            Err(_) => f(&mut self.parser()),
+        })
+    }
+
     /// A parser set to this language.
     pub(crate) fn parser(self) -> Parser {
         let mut parser = Parser::new();
@@ -141,8 +158,8 @@ impl Lang {
 }
 
 /// One document's tree, updated incrementally.
+#[derive(Clone)]
 pub struct Syntax {
-    parser: Parser,
     tree: Tree,
     lang: Lang,
     /// The text has no line breaks other than `\n` and `\r\n`, so ropey's line index equals
@@ -160,25 +177,11 @@ impl fmt::Debug for Syntax {
     }
 }
 
-/// A copy shares the tree (O(1)) and gets its own parser: a snapshot for another thread.
-impl Clone for Syntax {
-    fn clone(&self) -> Self {
-        Syntax {
-            parser: self.lang.parser(),
-            tree: self.tree.clone(),
-            lang: self.lang,
-            plain_lines: self.plain_lines,
-        }
-    }
-}
-
 impl Syntax {
     /// Parses the whole rope.
     pub fn new(lang: Lang, rope: &Rope) -> Syntax {
-        let mut parser = lang.parser();
-        let tree = parse_rope(&mut parser, rope, None);
+        let tree = lang.with_parser(|p| parse_rope(p, rope, None));
         Syntax {
-            parser,
             tree,
             lang,
             plain_lines: plain_lines(rope.slice(..)),
@@ -187,7 +190,7 @@ impl Syntax {
 
     /// Replaces the whole text (a full-document sync): a fresh parse.
     pub fn set_text(&mut self, rope: &Rope) {
-        self.tree = parse_rope(&mut self.parser, rope, None);
+        self.tree = self.lang.with_parser(|p| parse_rope(p, rope, None));
         self.plain_lines = plain_lines(rope.slice(..));
     }
 
@@ -209,7 +212,8 @@ impl Syntax {
 
     /// Reparses `rope` (this document's text after [`Syntax::edit_tree`] calls) incrementally.
     pub fn reparse(&mut self, rope: &Rope) {
-        self.tree = parse_rope(&mut self.parser, rope, Some(&self.tree));
+        let old = &self.tree;
+        self.tree = self.lang.with_parser(|p| parse_rope(p, rope, Some(old)));
     }
 
     /// Like [`Syntax::edit`], but only marks the edit in the tree: a message with many edits

@@ -222,8 +222,8 @@ impl KvStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        match read_entry(&mut file, expect) {
-            Ok(payload) => {
+        match read_entry(&mut file, Some(expect)) {
+            Ok((_, payload)) => {
                 touch(&file, &path);
                 Ok(Some(payload))
             }
@@ -374,8 +374,12 @@ fn write_file(path: &Path, head: &[u8], payload: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Reads the header, checks it before reading the payload, then checks the payload.
-fn read_entry(file: &mut File, expect: &EntryHeader) -> Result<Vec<u8>, ReadError> {
+/// Reads the header, checks it (against `expect`, when given) before reading the payload, then
+/// checks the payload.
+fn read_entry(
+    file: &mut File,
+    expect: Option<&EntryHeader>,
+) -> Result<(EntryHeader, Vec<u8>), ReadError> {
     let invalid = |s: String| Err(ReadError::Invalid(s));
     let file_len = file.metadata().map_err(ReadError::Io)?.len();
     if file_len < HEADER_LEN as u64 {
@@ -414,14 +418,16 @@ fn read_entry(file: &mut File, expect: &EntryHeader) -> Result<Vec<u8>, ReadErro
             "length {file_len} does not match payload length {payload_len}"
         ));
     }
-    if model_fp != expect.model_fp {
-        return invalid(format!(
-            "model fingerprint {model_fp:016x}, expected {:016x}",
-            expect.model_fp
-        ));
-    }
-    if n_tokens != expect.n_tokens {
-        return invalid(format!("{n_tokens} tokens, expected {}", expect.n_tokens));
+    if let Some(expect) = expect {
+        if model_fp != expect.model_fp {
+            return invalid(format!(
+                "model fingerprint {model_fp:016x}, expected {:016x}",
+                expect.model_fp
+            ));
+        }
+        if n_tokens != expect.n_tokens {
+            return invalid(format!("{n_tokens} tokens, expected {}", expect.n_tokens));
+        }
     }
     let Ok(payload_len) = usize::try_from(payload_len) else {
         return invalid(format!(
@@ -435,7 +441,22 @@ fn read_entry(file: &mut File, expect: &EntryHeader) -> Result<Vec<u8>, ReadErro
     if hasher.finish() != checksum {
         return invalid("payload checksum mismatch".to_owned());
     }
-    Ok(payload)
+    Ok((EntryHeader { model_fp, n_tokens }, payload))
+}
+
+/// Checks a whole entry file (header, length, checksum) without a cache around it; what it
+/// claims to hold when it is sound. For tests and tools: a process killed while writing must
+/// never leave an entry that passes for sound.
+pub fn verify(path: &Path) -> Result<EntryHeader, KvStoreError> {
+    if !fs::symlink_metadata(path)?.is_file() {
+        return Err(KvStoreError::Invalid("not a regular file".into()));
+    }
+    let mut file = File::open(path)?;
+    match read_entry(&mut file, None) {
+        Ok((header, _)) => Ok(header),
+        Err(ReadError::Io(e)) => Err(e.into()),
+        Err(ReadError::Invalid(r)) => Err(KvStoreError::Invalid(r)),
+    }
 }
 
 /// A file that ends early (cut after the length check) is bad content, not a disk failure.
