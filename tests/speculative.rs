@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use inkling::bench::tasks::{Task, read_jsonl};
 use inkling::complete::Completer;
@@ -155,4 +156,83 @@ fn mismatched_draft_vocabulary_is_refused() {
     let err = Engine::spawn(cfg).unwrap_err();
     assert!(err.to_string().contains("not a GGUF"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A saved probe never decides for good: one that claims speculation pays (as a probe taken
+/// beside another workload once did) is measured again when the engine is idle, and what the
+/// new measurement says replaces it.
+#[test]
+fn a_saved_probe_is_measured_again_in_idle_time() {
+    let kv = std::env::temp_dir().join(format!("inkling-reprobe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&kv);
+    let config = || {
+        let mut cfg = EngineConfig::new(common::test_model());
+        cfg.speculation = Speculation::Auto;
+        cfg.kv_dir = Some(kv.clone());
+        cfg.reprobe_after_idle = Duration::from_millis(300);
+        cfg
+    };
+    // A first start probes and saves what it measured (a noisy probe is not saved: try again).
+    let saved = || {
+        std::fs::read_dir(&kv)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("probe-"))
+            })
+    };
+    let mut file = None;
+    for _ in 0..5 {
+        drop(Engine::spawn(config()).expect("loads"));
+        file = saved();
+        if file.is_some() {
+            break;
+        }
+    }
+    let file = file.expect("a saved probe");
+    // Forge the saved probe of a loaded machine: a three-token pass at 1.1 one-token passes.
+    let mut forged: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    forged["one_ms"] = 100.0.into();
+    forged["three_ms"] = 110.0.into();
+    forged["noisy"] = false.into();
+    std::fs::write(&file, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let engine = Engine::spawn(config()).expect("loads");
+    let read = engine.info().batch_probe.clone().unwrap();
+    assert!(read.from_cache && read.speculating, "{read:?}");
+    // Idle: the engine measures again and saves the new numbers.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let again = loop {
+        let p: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        if p["one_ms"].as_f64() != Some(100.0) {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "not measured again");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let one = again["one_ms"].as_f64().unwrap();
+    let three = again["three_ms"].as_f64().unwrap();
+    assert_eq!(
+        again["speculating"].as_bool(),
+        Some(inkling::speculative::speculation_pays(one, three)),
+        "{again}"
+    );
+    // The engine keeps answering, with the plain greedy text whatever mode it is in now.
+    let text = "def add(a, b):\n    \n";
+    let rope = Rope::from_str(text);
+    let view = FileView {
+        rope: &rope,
+        cursor: 19,
+        path: "a.py",
+        repo: "spec",
+    };
+    let c = Completer::new(Arc::new(engine.clone()), Settings::default());
+    let (_, g) = c
+        .complete_blocking(&view, None, &[], CancelToken::new())
+        .unwrap();
+    assert!(!g.raw.is_empty());
+    drop(engine);
+    let _ = std::fs::remove_dir_all(kv);
 }

@@ -15,6 +15,7 @@ pub mod fim;
 pub mod kv;
 mod load;
 mod probe;
+mod revalidate;
 mod tokens;
 mod worker;
 
@@ -57,6 +58,9 @@ pub struct EngineConfig {
     pub kv_dir: Option<PathBuf>,
     /// Size cap of `kv_dir`; least recently used snapshots go first.
     pub kv_cap_bytes: u64,
+    /// How long the engine must be idle before `auto` measures batches again when its decision
+    /// rests on a saved or noisy probe.
+    pub reprobe_after_idle: Duration,
 }
 
 impl std::fmt::Debug for EngineConfig {
@@ -87,6 +91,7 @@ impl EngineConfig {
             speculation: crate::speculative::Speculation::Off,
             kv_dir: None,
             kv_cap_bytes: 1 << 30,
+            reprobe_after_idle: Duration::from_secs(20),
         }
     }
 }

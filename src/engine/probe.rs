@@ -25,10 +25,11 @@ const MAX_SPREAD: f64 = 1.5;
 
 /// Evaluates the last three of `tokens` as one-token passes and as one batch, compares every
 /// logit bit for bit, and times both (medians of [`ROUNDS`] rounds after one untimed round).
-/// Leaves the cache empty.
+/// Leaves the cache empty. `stop` is asked before every pass: true gives up (a job came).
 pub(super) fn probe_batches(
     target: &mut KvSeq<'_>,
     tokens: &[LlamaToken],
+    stop: &mut dyn FnMut() -> bool,
 ) -> Result<BatchProbe, EngineError> {
     if tokens.len() < 8 {
         return Err(EngineError::Prompt("probe prompt too short".into()));
@@ -45,6 +46,10 @@ pub(super) fn probe_batches(
         let timed = round > 0;
         let mut singles = Vec::with_capacity(tail.len());
         for t in tail {
+            if stop() {
+                target.reset();
+                return Err(EngineError::Cancelled);
+            }
             let s = Instant::now();
             target.eval_rows(&[*t], |_| true).map_err(decode)?;
             if timed {

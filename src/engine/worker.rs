@@ -24,7 +24,7 @@ use super::{
     EngineConfig, EngineError, GenerateRequest, Generation, Job, ModelInfo, StopReason, Timings,
 };
 use crate::prompt::Piece;
-use crate::speculative::{Policy, PromptLookup, Speculation, speculation_pays};
+use crate::speculative::{Policy, PromptLookup, Speculation};
 
 pub(super) fn run(
     config: EngineConfig,
@@ -97,6 +97,8 @@ pub(super) fn run(
         auto: speculation == Speculation::Auto,
         config: config.clone(),
         probe_file: probe_file.clone(),
+        revalidate: false,
+        probe_one_ms: None,
     };
     if speculation != Speculation::Off {
         let probe = match saved_probe.map_or_else(|| w.probe(), Ok) {
@@ -146,6 +148,9 @@ pub(super) fn run(
                 }
             }
         }
+        // A decision from a saved or a noisy probe is measured again in idle time.
+        w.revalidate = w.auto && (probe.from_cache || probe.noisy);
+        w.probe_one_ms = (!probe.noisy).then_some(probe.one_ms);
         info.batch_probe = Some(probe);
     }
     draft_model = match config.draft_model.as_ref().filter(|_| w.speculating) {
@@ -190,28 +195,30 @@ pub(super) fn run(
     w.serve(&jobs);
 }
 
-struct Worker<'m> {
-    store: Option<Store>,
-    model: &'m LlamaModel,
-    target: KvSeq<'m>,
-    fim: FimTokens,
-    table: TokenTable,
-    draft: Option<Draft<'m>>,
-    policy: Policy,
-    lookup: PromptLookup,
+pub(super) struct Worker<'m> {
+    pub(super) store: Option<Store>,
+    pub(super) model: &'m LlamaModel,
+    pub(super) target: KvSeq<'m>,
+    pub(super) fim: FimTokens,
+    pub(super) table: TokenTable,
+    pub(super) draft: Option<Draft<'m>>,
+    pub(super) policy: Policy,
+    pub(super) lookup: PromptLookup,
     /// Requests may speculate (the mode asked for, or what `auto` chose at start-up).
-    speculating: bool,
+    pub(super) speculating: bool,
     /// The start-up probe found verification rows bit-identical to one-token passes.
-    exact_batches: bool,
+    pub(super) exact_batches: bool,
     /// `auto` chose the mode: live timings may take speculation back.
-    auto: bool,
-    config: EngineConfig,
+    pub(super) auto: bool,
+    pub(super) config: EngineConfig,
     /// Where the probe's result is saved, when snapshots are on.
-    probe_file: Option<std::path::PathBuf>,
+    pub(super) probe_file: Option<std::path::PathBuf>,
+    /// `auto`'s decision rests on numbers not measured cleanly by this process (a saved probe,
+    /// or a noisy one): probe again in idle time.
+    pub(super) revalidate: bool,
+    /// The one-token cost the decision rests on, to compare with live decoding.
+    pub(super) probe_one_ms: Option<f64>,
 }
-
-/// Live passes of each size needed before they may overrule the start-up probe.
-const LIVE_SAMPLES: u32 = 24;
 
 impl Worker<'_> {
     /// Runs jobs until every handle is gone.
@@ -220,6 +227,16 @@ impl Worker<'_> {
         loop {
             let job = match next_job.take() {
                 Some(j) => j,
+                None if self.revalidate => {
+                    match jobs.recv_timeout(self.config.reprobe_after_idle) {
+                        Ok(j) => j,
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            self.reprobe(jobs, &mut next_job);
+                            continue;
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
                 None => match jobs.recv() {
                     Ok(j) => j,
                     Err(_) => break,
@@ -258,7 +275,7 @@ impl Worker<'_> {
 
     fn probe(&mut self) -> Result<super::BatchProbe, EngineError> {
         let (tokens, _) = tokenize(self.model, &self.fim, &[Piece::Text(PROBE_TEXT.into())]);
-        probe_batches(&mut self.target, &tokens)
+        probe_batches(&mut self.target, &tokens, &mut || false)
     }
 
     fn generate(&mut self, job: &Job) -> Result<Generation, EngineError> {
@@ -395,55 +412,6 @@ impl Worker<'_> {
             stop_reason: stop,
             timings,
         })
-    }
-
-    /// In `auto`, a start-up probe that said speculation pays is checked against what decoding
-    /// really costs: when the live passes say it does not, decoding turns plain (with flash
-    /// attention back) and the live numbers replace the saved probe, so the decision never sticks.
-    fn check_live_costs(&mut self) {
-        if !(self.auto && self.speculating) {
-            return;
-        }
-        let Some((one_ms, three_ms)) = self.policy.live_costs(LIVE_SAMPLES) else {
-            return;
-        };
-        if speculation_pays(one_ms, three_ms) {
-            return;
-        }
-        tracing::warn!(
-            one_ms,
-            three_ms,
-            "live decoding disagrees with the start-up probe: speculation does not pay here; decoding plainly from now on"
-        );
-        if self.config.flash_attention {
-            let ctx = backend().and_then(|b| {
-                self.model
-                    .new_context(b, context_params(&self.config, true))
-                    .map_err(|e| EngineError::Load(e.to_string()))
-            });
-            match ctx {
-                Ok(c) => self.target = KvSeq::new(c),
-                Err(e) => tracing::warn!("keeping the context without flash attention: {e}"),
-            }
-        }
-        self.draft = None;
-        self.policy.draft_available = false;
-        self.speculating = false;
-        if let Some(path) = &self.probe_file {
-            save_probe(
-                path,
-                &super::BatchProbe {
-                    exact: self.exact_batches,
-                    one_ms,
-                    three_ms,
-                    took_ms: 0.0,
-                    from_cache: false,
-                    speculating: false,
-                    noisy: false,
-                    live: true,
-                },
-            );
-        }
     }
 
     /// Saves the first `n` cached tokens (a repo prefix) as a snapshot, when snapshots are on.

@@ -96,11 +96,11 @@ impl Policy {
         }
     }
 
-    /// Live costs of a one-token and of a three-token pass, once at least `min_samples` of each
-    /// were measured while decoding.
-    pub fn live_costs(&self, min_samples: u32) -> Option<(f64, f64)> {
-        let (one, three) = (self.batch_ms.first()?, self.batch_ms.get(2)?);
-        (one.n >= min_samples && three.n >= min_samples).then_some((one.value, three.value))
+    /// Live cost of a pass over `batch` tokens, once at least `min_samples` were measured while
+    /// decoding.
+    pub fn live_cost(&self, batch: usize, min_samples: u32) -> Option<f64> {
+        let e = self.batch_ms.get(batch.checked_sub(1)?)?;
+        (e.n >= min_samples).then_some(e.value)
     }
 
     pub fn record_draft_token(&mut self, ms: f64) {

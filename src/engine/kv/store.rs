@@ -11,7 +11,8 @@
 //! mtime is the use time.
 //!
 //! File format (little endian): magic `INKLKV01`, format version u32, model fingerprint u64,
-//! token count u32, payload length u64, payload checksum u64 (FNV-1a 64), then the payload.
+//! token count u32, payload length u64, checksum u64 (FNV-1a 64 over the version, fingerprint, token
+//! count, length and payload: a flipped header field fails it too), then the payload.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -20,7 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 /// Version of the file layout; bump it when the layout or the payload's meaning changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version 2: the checksum covers the header fields too (the fuzzer found a flipped token count
+/// that matched what the caller asked for passing the checks).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// First bytes of every entry.
 const MAGIC: &[u8; 8] = b"INKLKV01";
@@ -346,9 +349,24 @@ enum ReadError {
     Invalid(String),
 }
 
+/// The checksum of an entry: the header fields after the magic, then the payload.
+fn checksum(model_fp: u64, n_tokens: u32, payload_len: u64, payload: &[u8]) -> u64 {
+    let mut h = Fnv64::new();
+    h.write(&FORMAT_VERSION.to_le_bytes());
+    h.write(&model_fp.to_le_bytes());
+    h.write(&n_tokens.to_le_bytes());
+    h.write(&payload_len.to_le_bytes());
+    h.write(payload);
+    h.finish()
+}
+
 fn encode_header(header: &EntryHeader, payload: &[u8]) -> [u8; HEADER_LEN] {
-    let mut checksum = Fnv64::new();
-    checksum.write(payload);
+    let sum = checksum(
+        header.model_fp,
+        header.n_tokens,
+        payload.len() as u64,
+        payload,
+    );
     let mut out = [0u8; HEADER_LEN];
     let fields: [&[u8]; 6] = [
         MAGIC,
@@ -356,7 +374,7 @@ fn encode_header(header: &EntryHeader, payload: &[u8]) -> [u8; HEADER_LEN] {
         &header.model_fp.to_le_bytes(),
         &header.n_tokens.to_le_bytes(),
         &(payload.len() as u64).to_le_bytes(),
-        &checksum.finish().to_le_bytes(),
+        &sum.to_le_bytes(),
     ];
     let mut at = 0;
     for field in fields {
@@ -404,7 +422,7 @@ fn read_entry(
     let model_fp = u64::from_le_bytes(take(8).try_into().unwrap());
     let n_tokens = u32::from_le_bytes(take(4).try_into().unwrap());
     let payload_len = u64::from_le_bytes(take(8).try_into().unwrap());
-    let checksum = u64::from_le_bytes(take(8).try_into().unwrap());
+    let sum = u64::from_le_bytes(take(8).try_into().unwrap());
 
     if version != FORMAT_VERSION {
         return invalid(format!(
@@ -436,10 +454,8 @@ fn read_entry(
     };
     let mut payload = vec![0u8; payload_len];
     file.read_exact(&mut payload).map_err(eof_is_invalid)?;
-    let mut hasher = Fnv64::new();
-    hasher.write(&payload);
-    if hasher.finish() != checksum {
-        return invalid("payload checksum mismatch".to_owned());
+    if checksum(model_fp, n_tokens, payload_len as u64, &payload) != sum {
+        return invalid("checksum mismatch".to_owned());
     }
     Ok((EntryHeader { model_fp, n_tokens }, payload))
 }

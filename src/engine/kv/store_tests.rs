@@ -113,6 +113,25 @@ fn flipped_payload_byte_is_invalid_and_deleted() {
 }
 
 #[test]
+fn a_flipped_header_field_fails_the_checksum_too() {
+    // Found by the fuzzer: the token count flipped from 5 to exactly the 0 a caller asked for.
+    let tmp = TempDir::new("flipped_header");
+    let store = tmp.store(u64::MAX);
+    store.save(6, &header(5), &[]).unwrap();
+    let path = store.path_of(6);
+    let mut bytes = fs::read(&path).unwrap();
+    let n_tokens_at = 8 + 4 + 8;
+    bytes[n_tokens_at] ^= 5;
+    fs::write(&path, bytes).unwrap();
+    let err = store.load(6, &header(0)).unwrap_err();
+    assert!(
+        matches!(&err, KvStoreError::Invalid(r) if r.contains("checksum")),
+        "{err}"
+    );
+    assert!(!path.exists());
+}
+
+#[test]
 fn truncated_is_invalid_and_deleted() {
     let tmp = TempDir::new("truncated");
     let store = tmp.store(u64::MAX);
