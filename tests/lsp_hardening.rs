@@ -321,3 +321,83 @@ async fn secrets_never_become_a_prompt() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A burst of keystrokes, each with a completion request, sent at once: every request is
+/// answered, the last with a suggestion, and stale requests are dropped before they reach the
+/// engine instead of piling up there.
+#[tokio::test]
+async fn a_burst_of_keystrokes_drops_stale_work() {
+    let prompts: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut c = client(echo_loader(Arc::clone(&prompts)));
+    c.initialize(json!({"persistKv": false}), json!({}))
+        .await
+        .unwrap();
+    c.wait_ready(Duration::from_secs(5)).await.unwrap();
+    let uri = "file:///work/demo/burst.py";
+    c.open(uri, "python", "x = \n").await.unwrap();
+    let n: u32 = 2000;
+    let mut ids = Vec::new();
+    for k in 0..n {
+        let p = json!({"line": 0, "character": 4 + k});
+        c.change(
+            uri,
+            k as i32 + 2,
+            json!([{"range": {"start": p, "end": p}, "text": "a"}]),
+        )
+        .await
+        .unwrap();
+        if let Some(last) = ids.last() {
+            c.notify("$/cancelRequest", json!({"id": last}))
+                .await
+                .unwrap();
+        }
+        let id = c
+            .start_request(
+                "textDocument/inlineCompletion",
+                json!({"textDocument": {"uri": uri}, "position": {"line": 0, "character": 5 + k}, "context": {"triggerKind": 2}}),
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let mut last = Value::Null;
+    for id in &ids {
+        last = c.response(*id).await.expect("every request is answered");
+    }
+    assert_eq!(last["result"][0]["insertText"], "ok", "{last}");
+    let reached = prompts.lock().unwrap().len();
+    assert!(
+        reached <= n as usize / 10,
+        "{reached} of {n} requests reached the engine"
+    );
+}
+
+/// A 1.9 MB file: opened, completed in, and typed into, with every keystroke's request answered.
+#[tokio::test]
+async fn a_large_file_answers_every_keystroke() {
+    let mut c = client(echo_loader(Arc::default()));
+    c.initialize(json!({"persistKv": false, "debounceMs": 0}), json!({}))
+        .await
+        .unwrap();
+    c.wait_ready(Duration::from_secs(5)).await.unwrap();
+    let block = "def f(a, b):\n    total = a + b\n    return total\n\n\n";
+    let mut text = block.repeat(1_900_000 / block.len());
+    text.push_str("x = ");
+    let line = text.matches('\n').count() as u32;
+    let uri = "file:///work/demo/big.py";
+    c.open(uri, "python", &text).await.unwrap();
+    let first = c.inline(uri, line, 4).await.unwrap();
+    assert_eq!(first["result"][0]["insertText"], "ok", "{first}");
+    for k in 0..300u32 {
+        let p = json!({"line": line, "character": 4 + k});
+        c.change(
+            uri,
+            k as i32 + 2,
+            json!([{"range": {"start": p, "end": p}, "text": "a"}]),
+        )
+        .await
+        .unwrap();
+        let r = c.inline(uri, line, 5 + k).await.unwrap();
+        assert!(r.get("error").is_none(), "{r}");
+    }
+}
