@@ -221,6 +221,25 @@ async fn exit_without_shutdown_is_a_failure() {
 
 type TestClient = Client<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
 
+/// Types `text` at (line, character) as version `version`.
+async fn type_at(
+    c: &mut TestClient,
+    uri: &str,
+    version: u32,
+    line: u32,
+    character: u32,
+    text: &str,
+) {
+    let p = json!({"line": line, "character": character});
+    c.change(
+        uri,
+        version as i32,
+        json!([{"range": {"start": p, "end": p}, "text": text}]),
+    )
+    .await
+    .unwrap();
+}
+
 fn client(loader: Loader) -> TestClient {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (sr, sw) = tokio::io::split(server_io);
@@ -338,14 +357,7 @@ async fn a_burst_of_keystrokes_drops_stale_work() {
     let n: u32 = 2000;
     let mut ids = Vec::new();
     for k in 0..n {
-        let p = json!({"line": 0, "character": 4 + k});
-        c.change(
-            uri,
-            k as i32 + 2,
-            json!([{"range": {"start": p, "end": p}, "text": "a"}]),
-        )
-        .await
-        .unwrap();
+        type_at(&mut c, uri, k + 2, 0, 4 + k, "a").await;
         if let Some(last) = ids.last() {
             c.notify("$/cancelRequest", json!({"id": last}))
                 .await
@@ -389,14 +401,7 @@ async fn a_large_file_answers_every_keystroke() {
     let first = c.inline(uri, line, 4).await.unwrap();
     assert_eq!(first["result"][0]["insertText"], "ok", "{first}");
     for k in 0..300u32 {
-        let p = json!({"line": line, "character": 4 + k});
-        c.change(
-            uri,
-            k as i32 + 2,
-            json!([{"range": {"start": p, "end": p}, "text": "a"}]),
-        )
-        .await
-        .unwrap();
+        type_at(&mut c, uri, k + 2, line, 4 + k, "a").await;
         let r = c.inline(uri, line, 5 + k).await.unwrap();
         assert!(r.get("error").is_none(), "{r}");
     }
