@@ -71,7 +71,22 @@ pub struct Summary {
     pub latency_p99_ms: f64,
 }
 
+/// Width and decimals of each of [`Summary::values`]' columns in the text table.
+pub const COLUMNS: [(usize, usize); 6] = [(7, 3), (7, 3), (9, 3), (8, 0), (8, 0), (8, 0)];
+
 impl Summary {
+    /// The scores and latencies in table order: EM, ES, first-line EM, p50, p90, p99 ms.
+    pub fn values(&self) -> [f64; 6] {
+        [
+            self.exact_match,
+            self.edit_similarity,
+            self.first_line_exact_match,
+            self.latency_p50_ms,
+            self.latency_p90_ms,
+            self.latency_p99_ms,
+        ]
+    }
+
     /// From (prediction, expected, latency ms) triples.
     pub fn of<'a>(rows: impl IntoIterator<Item = (&'a str, &'a str, f64)>) -> Summary {
         let rows: Vec<_> = rows.into_iter().collect();

@@ -220,18 +220,13 @@ pub fn html(r: &Report) -> String {
             t.per_kind.iter().map(|(k, v)| (k.clone(), v)).collect();
         rows.push(("all".into(), &t.overall));
         for (k, v) in &rows {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td></tr>",
-                esc(k),
-                v.n,
-                v.exact_match,
-                v.edit_similarity,
-                v.first_line_exact_match,
-                v.latency_p50_ms,
-                v.latency_p90_ms,
-                v.latency_p99_ms
-            );
+            let cells: String = v
+                .values()
+                .iter()
+                .zip(super::metrics::COLUMNS)
+                .map(|(x, (_, p))| format!("<td>{x:.p$}</td>"))
+                .collect();
+            let _ = write!(s, "<tr><td>{}</td><td>{}</td>{cells}</tr>", esc(k), v.n);
         }
         s += "</table>";
         let groups: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();

@@ -9,7 +9,7 @@ use ropey::Rope;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::metrics::Summary;
+use super::metrics::{COLUMNS, Summary};
 use crate::complete::{Completer, Input, Outcome};
 use crate::engine::{CancelToken, Generation};
 use crate::workspace::Workspace;
@@ -232,6 +232,21 @@ pub fn run(
     })
 }
 
+/// The table's number columns (see [`COLUMNS`]); `signed` for deltas.
+fn cells(values: impl IntoIterator<Item = f64>, signed: bool) -> String {
+    values
+        .into_iter()
+        .zip(COLUMNS)
+        .map(|(x, (w, p))| {
+            if signed {
+                format!(" {x:>+w$.p$}")
+            } else {
+                format!(" {x:>w$.p$}")
+            }
+        })
+        .collect()
+}
+
 /// The results table, optionally with deltas against an older report.
 pub fn table(r: &TasksReport, old: Option<&TasksReport>) -> String {
     let mut s = format!(
@@ -252,29 +267,15 @@ pub fn table(r: &TasksReport, old: Option<&TasksReport>) -> String {
         None => String::new(),
     };
     for (k, v, o) in rows {
-        s += &format!(
-            "{:<8} {:>4} {:>7.3} {:>7.3} {:>9.3} {:>8.0} {:>8.0} {:>8.0}\n",
-            k,
-            v.n,
-            v.exact_match,
-            v.edit_similarity,
-            v.first_line_exact_match,
-            v.latency_p50_ms,
-            v.latency_p90_ms,
-            v.latency_p99_ms
-        );
+        s += &format!("{k:<8} {:>4}{}\n", v.n, cells(v.values(), false));
         if let Some(o) = o {
-            s += &format!(
-                "{:<8} {:>4} {:>+7.3} {:>+7.3} {:>+9.3} {:>+8.0} {:>+8.0} {:>+8.0}\n",
-                "  Δ",
-                "",
-                v.exact_match - o.exact_match,
-                v.edit_similarity - o.edit_similarity,
-                v.first_line_exact_match - o.first_line_exact_match,
-                v.latency_p50_ms - o.latency_p50_ms,
-                v.latency_p90_ms - o.latency_p90_ms,
-                v.latency_p99_ms - o.latency_p99_ms
-            );
+            let delta: Vec<f64> = v
+                .values()
+                .iter()
+                .zip(o.values())
+                .map(|(a, b)| a - b)
+                .collect();
+            s += &format!("{:<8} {:>4}{}\n", "  Δ", "", cells(delta, true));
         }
     }
     s + &parse_line

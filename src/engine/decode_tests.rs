@@ -127,6 +127,17 @@ fn request(max_tokens: usize, stop: StopRules) -> GenerateRequest {
     GenerateRequest::new(Prompt::default(), stop, max_tokens)
 }
 
+/// Plain decoding of at most `max` tokens with `stop` rules after `prompt`, healing `heal`.
+fn plain(
+    model: fn(&[LlamaToken]) -> Vec<f32>,
+    prompt: &[i32],
+    max: usize,
+    stop: StopRules,
+    heal: Option<&str>,
+) -> (Fake, Decoding, Timings) {
+    decode_on(model, prompt, Speculation::Off, &request(max, stop), heal)
+}
+
 /// Decodes after `prompt` on a fresh fake of `model`; returns the fake (what it evaluated).
 fn decode_on(
     model: fn(&[LlamaToken]) -> Vec<f32>,
@@ -135,33 +146,64 @@ fn decode_on(
     req: &GenerateRequest,
     heal: Option<&str>,
 ) -> (Fake, Decoding, Timings) {
-    let mut fake = Fake::new(prompt, model);
-    let mut policy = Policy::new(mode, false);
-    let lookup = PromptLookup::default();
-    let mut roles = Roles {
-        policy: &mut policy,
-        lookup: &lookup,
-        drafter: None,
-        exact_batches: true,
-        abandoned: &|| false,
+    let run = Run {
+        policy: Policy::new(mode, false),
+        ..Run::new(prompt, heal)
     };
-    let mut timings = Timings::default();
-    let start = Start {
-        context: prompt.iter().map(|t| LlamaToken(*t)).collect(),
-        heal: heal.map(|h| h.as_bytes().to_vec()),
-        t0: Instant::now(),
-    };
-    let d = decode(
-        &mut fake,
-        &table(),
-        &mut roles,
-        req,
-        &CancelToken::new(),
-        start,
-        &mut timings,
-    )
-    .expect("decodes");
-    (fake, d, timings)
+    let (fake, d, t) = run.decode(model, None, req);
+    (fake, d.expect("decodes"), t)
+}
+
+/// One decoding run's set-up, for the tests that need more than [`decode_on`].
+struct Run {
+    prompt: Vec<i32>,
+    heal: Option<Vec<u8>>,
+    policy: Policy,
+    cancel: CancelToken,
+}
+
+impl Run {
+    fn new(prompt: &[i32], heal: Option<&str>) -> Self {
+        Run {
+            prompt: prompt.to_vec(),
+            heal: heal.map(|h| h.as_bytes().to_vec()),
+            policy: Policy::new(Speculation::Off, false),
+            cancel: CancelToken::new(),
+        }
+    }
+
+    fn decode(
+        mut self,
+        model: fn(&[LlamaToken]) -> Vec<f32>,
+        drafter: Option<&mut CycleDrafter>,
+        req: &GenerateRequest,
+    ) -> (Fake, Result<Decoding, EngineError>, Timings) {
+        let mut fake = Fake::new(&self.prompt, model);
+        let lookup = PromptLookup::default();
+        let mut roles = Roles {
+            policy: &mut self.policy,
+            lookup: &lookup,
+            drafter: drafter.map(|d| d as &mut dyn Drafter),
+            exact_batches: true,
+            abandoned: &|| false,
+        };
+        let mut timings = Timings::default();
+        let start = Start {
+            context: self.prompt.iter().map(|t| LlamaToken(*t)).collect(),
+            heal: self.heal,
+            t0: Instant::now(),
+        };
+        let d = decode(
+            &mut fake,
+            &table(),
+            &mut roles,
+            req,
+            &self.cancel,
+            start,
+            &mut timings,
+        );
+        (fake, d, timings)
+    }
 }
 
 #[test]
@@ -169,13 +211,7 @@ fn healing_makes_the_first_token_agree_with_the_typed_text() {
     // The prompt ended in "re" (dropped for healing): " x" is the model's favourite, but only
     // tokens that agree with "re" may come first; "return" is the best of those, and its first
     // two bytes are already typed.
-    let (_, d, _) = decode_on(
-        code_model,
-        &[A],
-        Speculation::Off,
-        &request(16, StopRules::default()),
-        Some("re"),
-    );
+    let (_, d, _) = plain(code_model, &[A], 16, StopRules::default(), Some("re"));
     assert_eq!(d.out.text, "turn x\n");
     assert_eq!(d.stop, StopReason::EndOfText);
     assert_eq!(d.out.generated, 3, "the stop token is not counted");
@@ -191,13 +227,7 @@ fn a_shorter_token_carries_the_healing_constraint_to_the_next() {
             _ => ranked(&[RE, RETURN]),
         }
     }
-    let (_, d, _) = decode_on(
-        model,
-        &[NL],
-        Speculation::Off,
-        &request(16, StopRules::default()),
-        Some("ret"),
-    );
+    let (_, d, _) = plain(model, &[NL], 16, StopRules::default(), Some("ret"));
     assert_eq!(
         d.out.text, "u",
         "\"re\" and the \"t\" of \"tu\" were typed already"
@@ -211,13 +241,7 @@ fn a_stop_rule_cuts_the_text_and_the_token_is_not_evaluated() {
         single_line: true,
         ..StopRules::default()
     };
-    let (fake, d, _) = decode_on(
-        code_model,
-        &[A],
-        Speculation::Off,
-        &request(16, single_line),
-        Some("re"),
-    );
+    let (fake, d, _) = plain(code_model, &[A], 16, single_line, Some("re"));
     assert_eq!(d.stop, StopReason::StopRule);
     assert_eq!(d.keep, Some("turn x".len()));
     // The prompt, "return" and " x" were evaluated; the newline that stopped it was not.
@@ -226,13 +250,7 @@ fn a_stop_rule_cuts_the_text_and_the_token_is_not_evaluated() {
 
 #[test]
 fn max_tokens_ends_decoding() {
-    let (_, d, t) = decode_on(
-        cycle_model,
-        &[A],
-        Speculation::Off,
-        &request(5, StopRules::default()),
-        None,
-    );
+    let (_, d, t) = plain(cycle_model, &[A], 5, StopRules::default(), None);
     assert_eq!(d.out.text, "bcdab");
     assert_eq!(d.stop, StopReason::MaxTokens);
     assert_eq!(t.draft_proposed, 0);
@@ -301,33 +319,13 @@ fn draft_model_proposals_are_verified_like_lookup() {
     let prompt = [A];
     let req = request(9, StopRules::default());
     let (plain_model, plain, _) = decode_on(cycle_model, &prompt, Speculation::Off, &req, None);
-    let mut fake = Fake::new(&prompt, cycle_model);
-    let mut policy = Policy::new(Speculation::Draft, true);
-    let lookup = PromptLookup::default();
     let mut drafter = CycleDrafter;
-    let mut roles = Roles {
-        policy: &mut policy,
-        lookup: &lookup,
-        drafter: Some(&mut drafter),
-        exact_batches: true,
-        abandoned: &|| false,
+    let run = Run {
+        policy: Policy::new(Speculation::Draft, true),
+        ..Run::new(&prompt, None)
     };
-    let mut t = Timings::default();
-    let start = Start {
-        context: vec![LlamaToken(A)],
-        heal: None,
-        t0: Instant::now(),
-    };
-    let d = decode(
-        &mut fake,
-        &table(),
-        &mut roles,
-        &req,
-        &CancelToken::new(),
-        start,
-        &mut t,
-    )
-    .unwrap();
+    let (fake, d, t) = run.decode(cycle_model, Some(&mut drafter), &req);
+    let d = d.unwrap();
     assert_eq!(d.out.text, plain.out.text);
     assert!(
         t.draft_accepted > 0 && t.draft_accepted == t.draft_proposed,
@@ -343,31 +341,8 @@ fn draft_model_proposals_are_verified_like_lookup() {
 
 #[test]
 fn a_cancel_stops_between_steps() {
-    let mut fake = Fake::new(&[A], cycle_model);
-    let mut policy = Policy::new(Speculation::Off, false);
-    let lookup = PromptLookup::default();
-    let mut roles = Roles {
-        policy: &mut policy,
-        lookup: &lookup,
-        drafter: None,
-        exact_batches: true,
-        abandoned: &|| false,
-    };
-    let cancel = CancelToken::new();
-    cancel.cancel();
-    let start = Start {
-        context: vec![LlamaToken(A)],
-        heal: None,
-        t0: Instant::now(),
-    };
-    let r = decode(
-        &mut fake,
-        &table(),
-        &mut roles,
-        &request(50, StopRules::default()),
-        &cancel,
-        start,
-        &mut Timings::default(),
-    );
+    let run = Run::new(&[A], None);
+    run.cancel.cancel();
+    let (_, r, _) = run.decode(cycle_model, None, &request(50, StopRules::default()));
     assert!(matches!(r, Err(EngineError::Cancelled)));
 }

@@ -17,7 +17,7 @@ use crate::complete::{Input, SuggestionCache};
 use crate::document::{Document, Edit};
 use crate::position::Encoding;
 use crate::prompt::{Anchor, ContextFile};
-use crate::syntax::{Lang, Syntax};
+use crate::syntax::{Lang, RopeEdit, Syntax};
 
 /// Documents larger than this get no syntax tree: parsing them would hold up the I/O task.
 const MAX_SYNTAX_BYTES: usize = 2 << 20;
@@ -253,8 +253,13 @@ impl Documents {
                         });
                         match st.syntax.as_mut() {
                             Some(syn) if incremental => {
-                                reparse |=
-                                    syn.edit_tree(&before, start, end, &change.text, &st.doc.rope);
+                                reparse |= syn.edit_tree(&RopeEdit {
+                                    before: &before,
+                                    start,
+                                    old_end: end,
+                                    new_text: &change.text,
+                                    after: &st.doc.rope,
+                                });
                             }
                             Some(_) => fresh = true,
                             None => {}

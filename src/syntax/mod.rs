@@ -157,6 +157,17 @@ impl Lang {
     }
 }
 
+/// One edit of a document, as [`Syntax::edit_tree`] takes it: `start..old_end` (char offsets
+/// on `before`) replaced by `new_text`, giving `after`.
+#[derive(Debug, Clone, Copy)]
+pub struct RopeEdit<'a> {
+    pub before: &'a Rope,
+    pub start: usize,
+    pub old_end: usize,
+    pub new_text: &'a str,
+    pub after: &'a Rope,
+}
+
 /// One document's tree, updated incrementally.
 #[derive(Clone)]
 pub struct Syntax {
@@ -205,7 +216,14 @@ impl Syntax {
         new_text: &str,
         after: &Rope,
     ) {
-        if self.edit_tree(before, start, old_end, new_text, after) {
+        let e = RopeEdit {
+            before,
+            start,
+            old_end,
+            new_text,
+            after,
+        };
+        if self.edit_tree(&e) {
             self.reparse(after);
         }
     }
@@ -219,14 +237,14 @@ impl Syntax {
     /// Like [`Syntax::edit`], but only marks the edit in the tree: a message with many edits
     /// reparses once, after the last (a reparse per edit made one message of 20,000 edits take
     /// seconds). False when the ropes did not describe the edit and the text was parsed afresh.
-    pub fn edit_tree(
-        &mut self,
-        before: &Rope,
-        start: usize,
-        old_end: usize,
-        new_text: &str,
-        after: &Rope,
-    ) -> bool {
+    pub fn edit_tree(&mut self, e: &RopeEdit<'_>) -> bool {
+        let RopeEdit {
+            before,
+            start,
+            old_end,
+            new_text,
+            after,
+        } = *e;
         let len = before.len_chars();
         let start = start.min(len);
         let old_end = old_end.clamp(start, len);
