@@ -79,6 +79,15 @@ pub struct Settings {
     /// batched verification rounds like one-token passes; `auto` takes it back when it decodes
     /// plainly).
     pub flash_attention: bool,
+    /// Answer a request early with what the model has written so far (whole tokens) and keep
+    /// writing the same suggestion; typing through it, or asking again, gets the longer text.
+    pub streaming: bool,
+    /// With `streaming`: answer at most this long after a keystroke with whatever the model has
+    /// (sooner when it has finished a word).
+    pub answer_deadline_ms: u64,
+    /// Evaluate the prompt at the cursor (and at a file's last known cursor on open) in idle
+    /// engine time, so the first keystroke there costs its own tokens only.
+    pub warm_cursor: bool,
 }
 
 impl Default for Settings {
@@ -104,6 +113,9 @@ impl Default for Settings {
             kv_dir: None,
             kv_cache_mb: 1024,
             flash_attention: true,
+            streaming: true,
+            answer_deadline_ms: 80,
+            warm_cursor: true,
         }
     }
 }
@@ -264,6 +276,7 @@ impl Settings {
         };
         ms("debounceMs", &mut self.debounce_ms, 0, 5_000);
         ms("timeCapMs", &mut self.time_cap_ms, 1, 600_000);
+        ms("answerDeadlineMs", &mut self.answer_deadline_ms, 0, 10_000);
         (self, notes)
     }
 }

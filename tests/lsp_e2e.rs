@@ -2,24 +2,14 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use inkling::lsp::client::Client;
 use serde_json::json;
 
 #[tokio::test]
 async fn real_server_completes_types_through_and_lists_items() {
     let model = common::test_model();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_inkling"))
-        .arg("lsp")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn inkling lsp");
-    let mut c = Client::new(child.stdout.take().unwrap(), child.stdin.take().unwrap());
+    let (mut child, mut c) = common::spawn_lsp();
     let init = c
         .initialize(
             json!({"model": model, "debounceMs": 0, "maxTokens": 24}),

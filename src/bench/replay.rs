@@ -1,8 +1,15 @@
 //! `inkling bench replay`: types recorded text into a real `inkling lsp` process one character at a
-//! time, asking for an inline completion after each keystroke the way VS Code does (cancelling the
-//! previous request), and measures what the user would have seen.
+//! time, driving it the way the VS Code extension does: an inline completion request after each
+//! keystroke (cancelling the previous one), `inkling/cursor` once the cursor has rested 200 ms,
+//! and a new request when the server says the suggestion on screen grew
+//! (`inkling/suggestionGrown`). It measures what the user would have seen: suggestions visible
+//! and consistent with what is typed next, characters saved, the time to a suggestion after a
+//! pause, and the time of fresh model requests to their first piece and to the whole.
+//!
+//! The user pauses (`pause`) before the first non-blank character of each line after the first
+//! (where people stop to think), and after opening the file (`think`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,8 +20,9 @@ use serde_json::Value;
 use super::child::Server;
 use super::metrics::percentile;
 use crate::config::Settings;
-use crate::lsp::client::Trigger;
+use crate::lsp::client::{Incoming, Trigger, Writer, completion_params};
 use crate::position::{self, Encoding};
+use tokio::process::ChildStdin;
 
 /// One recorded typing session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,14 +43,29 @@ pub struct Session {
 /// What happened after one keystroke.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Keystroke {
-    /// Milliseconds from the request to its answer; None when it was cancelled or never answered.
+    /// Milliseconds from the keystroke to the first answer; None when it was cancelled or never
+    /// answered.
     pub latency_ms: Option<f64>,
+    /// The last suggestion shown before the next keystroke.
     pub suggestion: Option<String>,
     pub source: Option<String>,
     /// Answered before the next keystroke, so the editor would have shown it.
     pub visible: bool,
     /// A continuation consistent with what the user typed next.
     pub consistent: bool,
+    /// Milliseconds from the keystroke to the first consistent suggestion on screen (a grown one
+    /// included), when there was one before the next keystroke.
+    #[serde(default)]
+    pub first_consistent_ms: Option<f64>,
+    /// The first answer was the part of a suggestion the model was still writing.
+    #[serde(default)]
+    pub streamed: bool,
+    /// Requests sent again because the server said the suggestion grew.
+    #[serde(default)]
+    pub reasks: usize,
+    /// The user paused this long after this keystroke (0: typing on).
+    #[serde(default)]
+    pub pause_ms: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -51,6 +74,9 @@ pub struct SessionResult {
     pub keystrokes: Vec<Keystroke>,
     pub chars_typed: usize,
     pub chars_saved: usize,
+    /// Milliseconds from a request to its job's whole suggestion (`inkling/suggestionDone`).
+    #[serde(default)]
+    pub whole_ms: Vec<f64>,
 }
 
 /// Summary over all sessions.
@@ -71,12 +97,43 @@ pub struct ReplaySummary {
     pub correct_within_100ms_share: f64,
     pub chars_typed: usize,
     pub chars_saved: usize,
+    /// Share with a consistent suggestion visible within 300 ms (before the next keystroke).
+    #[serde(default)]
+    pub correct_within_300ms_share: f64,
+    /// `chars_saved / chars_typed`.
+    #[serde(default)]
+    pub chars_saved_share: f64,
+    /// Pauses (see the module doc) and how soon a consistent suggestion came after their last
+    /// keystroke; a pause without one counts as its whole length.
+    #[serde(default)]
+    pub pauses: usize,
+    #[serde(default)]
+    pub pause_suggested_share: f64,
+    #[serde(default)]
+    pub pause_to_suggestion_p50_ms: f64,
+    #[serde(default)]
+    pub pause_to_suggestion_p90_ms: f64,
+    /// Fresh model requests (a job started for the keystroke): time to the first piece shown.
+    #[serde(default)]
+    pub fresh_first_piece_p50_ms: f64,
+    #[serde(default)]
+    pub fresh_first_piece_p90_ms: f64,
+    /// Model jobs that finished: time from the request that started them to the whole suggestion.
+    #[serde(default)]
+    pub fresh_whole_p50_ms: f64,
+    #[serde(default)]
+    pub fresh_whole_p90_ms: f64,
+    /// Requests sent again on `inkling/suggestionGrown`.
+    #[serde(default)]
+    pub reasks: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReplayReport {
     pub model: String,
     pub speed_ms: u64,
+    #[serde(default)]
+    pub pause_ms: u64,
     pub summary: ReplaySummary,
     pub sessions: Vec<SessionResult>,
 }
@@ -145,7 +202,39 @@ fn summarize(sessions: &[SessionResult]) -> ReplaySummary {
             judged.iter().filter(|k| f(k)).count() as f64 / judged.len() as f64
         }
     };
+    let pause_lat: Vec<f64> = judged
+        .iter()
+        .filter(|k| k.pause_ms > 0)
+        .map(|k| k.first_consistent_ms.unwrap_or(k.pause_ms as f64))
+        .collect();
+    let pauses = pause_lat.len();
+    let paused_ok = judged
+        .iter()
+        .filter(|k| k.pause_ms > 0 && k.first_consistent_ms.is_some())
+        .count();
+    let whole: Vec<f64> = sessions.iter().flat_map(|s| s.whole_ms.clone()).collect();
+    let chars_typed: usize = sessions.iter().map(|s| s.chars_typed).sum();
+    let chars_saved: usize = sessions.iter().map(|s| s.chars_saved).sum();
     ReplaySummary {
+        correct_within_300ms_share: share(&|k| k.first_consistent_ms.is_some_and(|l| l <= 300.0)),
+        chars_saved_share: if chars_typed > 0 {
+            chars_saved as f64 / chars_typed as f64
+        } else {
+            0.0
+        },
+        pauses,
+        pause_suggested_share: if pauses > 0 {
+            paused_ok as f64 / pauses as f64
+        } else {
+            0.0
+        },
+        pause_to_suggestion_p50_ms: percentile(&pause_lat, 50.0),
+        pause_to_suggestion_p90_ms: percentile(&pause_lat, 90.0),
+        fresh_first_piece_p50_ms: percentile(&model, 50.0),
+        fresh_first_piece_p90_ms: percentile(&model, 90.0),
+        fresh_whole_p50_ms: percentile(&whole, 50.0),
+        fresh_whole_p90_ms: percentile(&whole, 90.0),
+        reasks: all.iter().map(|k| k.reasks).sum(),
         sessions: sessions.len(),
         keystrokes: all.len(),
         answered: answered.len(),
@@ -156,11 +245,9 @@ fn summarize(sessions: &[SessionResult]) -> ReplaySummary {
         model_latency_p90_ms: percentile(&model, 90.0),
         cached_latency_p50_ms: percentile(&cached, 50.0),
         consistent_share: share(&|k| k.visible && k.consistent),
-        correct_within_100ms_share: share(&|k| {
-            k.visible && k.consistent && k.latency_ms.is_some_and(|l| l <= 100.0)
-        }),
-        chars_typed: sessions.iter().map(|s| s.chars_typed).sum(),
-        chars_saved: sessions.iter().map(|s| s.chars_saved).sum(),
+        correct_within_100ms_share: share(&|k| k.first_consistent_ms.is_some_and(|l| l <= 100.0)),
+        chars_typed,
+        chars_saved,
     }
 }
 
@@ -172,12 +259,142 @@ fn language_id(lang: &str) -> &str {
     }
 }
 
+/// How the replayed user types.
+#[derive(Debug, Clone, Copy)]
+pub struct Typing {
+    /// Between keystrokes.
+    pub speed: Duration,
+    /// Before the first non-blank character of each later line.
+    pub pause: Duration,
+    /// After opening the file, before the first keystroke.
+    pub think: Duration,
+    /// The user has worked in the file before: one whole completion at the starting spot is
+    /// asked and waited for before the session (not measured), so that the session measures
+    /// typing in a warm file rather than the cold open.
+    pub warm_start: bool,
+}
+
+/// An editor's cursor notification comes once the cursor has rested this long (the VS Code
+/// extension and the Neovim plugin debounce it so).
+const CURSOR_REST: Duration = Duration::from_millis(200);
+
+/// Where an answer belongs: the keystroke it was asked after, and when that keystroke was.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    key: usize,
+    at: Instant,
+}
+
+/// One session's state while it is typed.
+struct Typist {
+    uri: String,
+    keys: Vec<Keystroke>,
+    /// The text still to type after each keystroke.
+    remaining: Vec<String>,
+    pending: HashMap<i64, Asked>,
+    /// `inkling/completionStats` comes once per answered request, but not necessarily before
+    /// the answer: answers (the keystroke whose first answer it was, if any) and stats (source,
+    /// streaming) are paired in order.
+    unsourced: VecDeque<Option<usize>>,
+    sources: VecDeque<(String, bool)>,
+    whole_ms: Vec<f64>,
+    /// The current keystroke, the document version and the cursor (line, UTF-16 column).
+    key: Option<usize>,
+    version: i32,
+    line: u32,
+    col: u32,
+    /// When the current keystroke was typed.
+    typed_at: Instant,
+}
+
+impl Typist {
+    fn pair_sources(&mut self) {
+        while !self.unsourced.is_empty() && !self.sources.is_empty() {
+            let (key, source) = (self.unsourced.pop_front(), self.sources.pop_front());
+            if let (Some(Some(k)), Some((source, streaming))) = (key, source) {
+                self.keys[k].source = Some(source);
+                self.keys[k].streamed = streaming;
+            }
+        }
+    }
+
+    /// Takes one message from the server; returns true when it asks to re-ask (grown).
+    fn handle(&mut self, at: Instant, m: &Value) -> bool {
+        match m["method"].as_str() {
+            Some("inkling/completionStats") => {
+                let p = &m["params"];
+                let source = p["source"].as_str().unwrap_or("none").to_string();
+                let streaming = p["streaming"].as_bool().unwrap_or(false);
+                self.sources.push_back((source, streaming));
+                self.pair_sources();
+                return false;
+            }
+            Some("inkling/suggestionDone") => {
+                if m["params"]["textDocument"]["uri"] == self.uri.as_str() {
+                    if let Some(ms) = m["params"]["elapsedMs"].as_f64() {
+                        self.whole_ms.push(ms);
+                    }
+                }
+                return false;
+            }
+            Some("inkling/suggestionGrown") => {
+                let p = &m["params"];
+                return p["textDocument"]["uri"] == self.uri.as_str()
+                    && p["textDocument"]["version"].as_i64() == Some(i64::from(self.version))
+                    && p["position"]["line"].as_u64() == Some(u64::from(self.line))
+                    && p["position"]["character"].as_u64() == Some(u64::from(self.col))
+                    && self.pending.is_empty();
+            }
+            Some(_) => return false,
+            None => {}
+        }
+        let Some(id) = m.get("id").and_then(Value::as_i64) else {
+            return false;
+        };
+        let text = m["result"]
+            .as_array()
+            .and_then(|a| a.first())
+            .or_else(|| m["result"]["items"].as_array().and_then(|a| a.first()))
+            .and_then(|i| i["insertText"].as_str())
+            .map(str::to_string);
+        let asked = self.pending.remove(&id);
+        // An answer for an older keystroke (or session) arrives after the editor moved on: never
+        // shown, but its stats still come.
+        let current = asked.is_some_and(|a| Some(a.key) == self.key);
+        if text.is_some() {
+            let first = asked
+                .filter(|a| current && self.keys[a.key].latency_ms.is_none())
+                .map(|a| a.key);
+            self.unsourced.push_back(first);
+            self.pair_sources();
+        }
+        let Some(asked) = asked.filter(|_| current) else {
+            return false;
+        };
+        if m.get("error").is_some() {
+            return false; // Cancelled.
+        }
+        let ms = at.duration_since(asked.at).as_secs_f64() * 1e3;
+        let ks = &mut self.keys[asked.key];
+        if ks.latency_ms.is_none() {
+            ks.latency_ms = Some(ms);
+        }
+        if let Some(t) = text {
+            if ks.first_consistent_ms.is_none() && consistent(&t, &self.remaining[asked.key]) {
+                ks.first_consistent_ms = Some(ms);
+            }
+            ks.suggestion = Some(t);
+        }
+        false
+    }
+}
+
 /// Replays every session against a fresh `inkling lsp` child process.
 pub async fn run(
     sessions: &[Session],
     settings: &Settings,
     repos_root: Option<&PathBuf>,
-    speed: Duration,
+    typing: Typing,
 ) -> Result<ReplayReport> {
     let root = repos_root
         .cloned()
@@ -197,98 +414,107 @@ pub async fn run(
         let uri = format!("file://{}/{}?session={si}", root.display(), path.display());
         lsp.open(&uri, language_id(&s.language), &s.text_before)
             .await?;
-        let (mut line, mut col) = (s.line, s.character);
         let chars: Vec<char> = s.typed.chars().collect();
-        let mut keys: Vec<Keystroke> = vec![Keystroke::default(); chars.len()];
-        let mut pending: HashMap<i64, (usize, Instant)> = HashMap::new();
-        let mut last_source: Option<String> = None;
-        let handle = |at: Instant,
-                      m: Value,
-                      pending: &mut HashMap<i64, (usize, Instant)>,
-                      keys: &mut [Keystroke],
-                      last_source: &mut Option<String>| {
-            if m["method"] == "inkling/completionStats" {
-                *last_source = m["params"]["source"].as_str().map(str::to_string);
-                return;
-            }
-            let Some(id) = m.get("id").and_then(Value::as_i64) else {
-                return;
-            };
-            if m.get("method").is_some() {
-                return;
-            }
-            if let Some((k, sent)) = pending.remove(&id) {
-                if m.get("error").is_some() {
-                    return; // Cancelled.
-                }
-                let ks = &mut keys[k];
-                ks.latency_ms = Some(at.duration_since(sent).as_secs_f64() * 1e3);
-                let text = m["result"]
-                    .as_array()
-                    .and_then(|a| a.first())
-                    .or_else(|| m["result"]["items"].as_array().and_then(|a| a.first()))
-                    .and_then(|i| i["insertText"].as_str())
-                    .map(str::to_string);
-                if text.is_some() {
-                    ks.source = last_source.take();
-                }
-                ks.suggestion = text;
-            }
+        let mut t = Typist {
+            uri: uri.clone(),
+            keys: vec![Keystroke::default(); chars.len()],
+            remaining: (0..chars.len())
+                .map(|k| chars[k + 1..].iter().collect())
+                .collect(),
+            pending: HashMap::new(),
+            unsourced: VecDeque::new(),
+            sources: VecDeque::new(),
+            whole_ms: Vec::new(),
+            key: None,
+            version: 1,
+            line: s.line,
+            col: s.character,
+            typed_at: Instant::now(),
         };
-        for (k, c) in chars.iter().enumerate() {
-            let version = k as i32 + 2;
-            let text = c.to_string();
-            lsp.insert(&uri, version, line, col, &text).await?;
-            if *c == '\n' {
-                line += 1;
-                col = 0;
-            } else {
-                col += position::width(&text, Encoding::Utf16) as u32;
-            }
-            // VS Code cancels the request of the previous keystroke.
-            for id in pending.keys() {
-                lsp.cancel_request(*id).await?;
-            }
-            // The clock starts before the request is written, as an editor's would.
-            let sent = Instant::now();
-            let id = lsp
-                .start_inline(&uri, line, col, Trigger::Automatic)
-                .await?;
-            pending.insert(id, (k, sent));
-            let last = k + 1 == chars.len();
-            let until = sent + if last { Duration::from_secs(60) } else { speed };
-            while let Ok(Some((at, m))) = tokio::time::timeout_at(until.into(), rx.recv()).await {
-                handle(at, m, &mut pending, &mut keys, &mut last_source);
-                if last && pending.is_empty() {
+        if typing.warm_start {
+            let params = completion_params(&uri, t.line, t.col, Trigger::Invoked);
+            let id = lsp.start_request("inkling/complete", params).await?;
+            let give_up = Instant::now() + Duration::from_secs(300);
+            while let Ok(Some((_, m))) = tokio::time::timeout_at(give_up.into(), rx.recv()).await {
+                if m.get("method").is_none() && m["id"].as_i64() == Some(id) {
                     break;
                 }
             }
-            let ks = &mut keys[k];
-            ks.visible = ks
-                .latency_ms
-                .is_some_and(|l| last || l <= speed.as_secs_f64() * 1e3);
-            let remaining: String = chars[k + 1..].iter().collect();
+        }
+        // The user arrives at the spot: the cursor rests there while they think.
+        let until = Instant::now() + typing.think;
+        wait_typing(&mut lsp, &mut rx, &mut t, until, true).await?;
+        for (k, c) in chars.iter().enumerate() {
+            t.version = k as i32 + 2;
+            let text = c.to_string();
+            lsp.insert(&uri, t.version, t.line, t.col, &text).await?;
+            if *c == '\n' {
+                t.line += 1;
+                t.col = 0;
+            } else {
+                t.col += position::width(&text, Encoding::Utf16) as u32;
+            }
+            // VS Code cancels the request of the previous keystroke.
+            for id in t.pending.keys() {
+                lsp.cancel_request(*id).await?;
+            }
+            t.pending.clear();
+            // The clock starts before the request is written, as an editor's would.
+            t.typed_at = Instant::now();
+            t.key = Some(k);
+            let id = lsp
+                .start_inline(&uri, t.line, t.col, Trigger::Automatic)
+                .await?;
+            t.pending.insert(
+                id,
+                Asked {
+                    key: k,
+                    at: t.typed_at,
+                },
+            );
+            let last = k + 1 == chars.len();
+            let next = chars.get(k + 1).copied();
+            let line_start_next = next.is_some_and(|n| !n.is_whitespace())
+                && chars[..=k]
+                    .iter()
+                    .rev()
+                    .take_while(|c| **c != '\n')
+                    .all(|c| c.is_whitespace())
+                && chars[..=k].contains(&'\n');
+            let gap = if last {
+                Duration::from_secs(60)
+            } else if line_start_next {
+                t.keys[k].pause_ms = typing.pause.as_millis() as u64;
+                typing.pause.max(typing.speed)
+            } else {
+                typing.speed
+            };
+            let until = t.typed_at + gap;
+            wait_typing(&mut lsp, &mut rx, &mut t, until, last).await?;
+            let ks = &mut t.keys[k];
+            ks.visible = ks.suggestion.is_some();
             ks.consistent = ks
                 .suggestion
                 .as_deref()
-                .is_some_and(|sug| consistent(sug, &remaining));
+                .is_some_and(|sug| consistent(sug, &t.remaining[k]));
         }
         lsp.close(&uri).await?;
-        let saved = chars_saved(&s.typed, &keys);
+        let saved = chars_saved(&s.typed, &t.keys);
         let summary_line = {
-            let shown = keys.iter().filter(|k| k.visible && k.consistent).count();
+            let shown = t.keys.iter().filter(|k| k.visible && k.consistent).count();
             format!(
                 "{shown}/{} keystrokes with a consistent suggestion, {saved} of {} chars saved",
-                keys.len(),
+                t.keys.len(),
                 chars.len()
             )
         };
         eprintln!("[{}/{}] {}: {summary_line}", si + 1, sessions.len(), s.id);
         results.push(SessionResult {
             id: s.id.clone(),
-            keystrokes: keys,
+            keystrokes: t.keys,
             chars_typed: chars.len(),
             chars_saved: saved,
+            whole_ms: t.whole_ms,
         });
     }
     // Not waiting for the shutdown answer: the child is reaped below with a timeout either way.
@@ -297,10 +523,69 @@ pub async fn run(
     let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
     Ok(ReplayReport {
         model,
-        speed_ms: speed.as_millis() as u64,
+        speed_ms: typing.speed.as_millis() as u64,
+        pause_ms: typing.pause.as_millis() as u64,
         summary: summarize(&results),
         sessions: results,
     })
+}
+
+/// Waits until `until` as the editor would: answers are taken in, the cursor notification goes
+/// out once the cursor has rested, and a grown suggestion is asked for again. With `settle`, it
+/// returns early once nothing is pending any more (the session's last keystroke).
+async fn wait_typing(
+    lsp: &mut Writer<ChildStdin>,
+    rx: &mut Incoming,
+    t: &mut Typist,
+    until: Instant,
+    settle: bool,
+) -> Result<()> {
+    let rest_at = t.typed_at.max(Instant::now() - Duration::from_millis(1)) + CURSOR_REST;
+    let mut cursor_sent = false;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        if !cursor_sent && now >= rest_at && rest_at < until {
+            cursor_sent = true;
+            let params = serde_json::json!({
+                "textDocument": {"uri": t.uri},
+                "position": {"line": t.line, "character": t.col},
+            });
+            lsp.notify("inkling/cursor", params).await?;
+        }
+        let wake = if cursor_sent {
+            until
+        } else {
+            rest_at.min(until)
+        };
+        match tokio::time::timeout_at(wake.into(), rx.recv()).await {
+            Ok(Some((at, m))) => {
+                if t.handle(at, &m) {
+                    if let Some(k) = t.key {
+                        // VS Code's `editor.action.inlineSuggest.trigger`: an invoked request.
+                        let id = lsp
+                            .start_inline(&t.uri, t.line, t.col, Trigger::Invoked)
+                            .await?;
+                        t.keys[k].reasks += 1;
+                        t.pending.insert(
+                            id,
+                            Asked {
+                                key: k,
+                                at: t.typed_at,
+                            },
+                        );
+                    }
+                }
+                if settle && t.pending.is_empty() && t.key.is_some() {
+                    return Ok(());
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(_) => {}
+        }
+    }
 }
 
 pub fn table(r: &ReplayReport) -> String {
@@ -309,8 +594,10 @@ pub fn table(r: &ReplayReport) -> String {
         "model: {} (typing {} ms per char)\n\
          sessions {}  keystrokes {}  answered {}\n\
          latency ms: p50 {:.0}  p90 {:.0}  p99 {:.0}   model answers p50 {:.0} p90 {:.0}   cached answers p50 {:.1}\n\
-         consistent suggestion shown: {:.1}% of keystrokes; within 100 ms: {:.1}%\n\
-         chars saved by accepting: {} of {} ({:.1}%)\n",
+         consistent suggestion shown: {:.1}% of keystrokes; within 100 ms: {:.1}%; within 300 ms: {:.1}%\n\
+         chars saved by accepting: {} of {} ({:.1}%)\n\
+         after a pause ({} pauses of {} ms): a consistent suggestion in {:.0}%, p50 {:.0} ms, p90 {:.0} ms\n\
+         fresh model requests: first piece p50 {:.0} p90 {:.0} ms; whole suggestion p50 {:.0} p90 {:.0} ms; re-asked on growth {}\n",
         r.model,
         r.speed_ms,
         s.sessions,
@@ -324,13 +611,20 @@ pub fn table(r: &ReplayReport) -> String {
         s.cached_latency_p50_ms,
         s.consistent_share * 100.0,
         s.correct_within_100ms_share * 100.0,
+        s.correct_within_300ms_share * 100.0,
         s.chars_saved,
         s.chars_typed,
-        if s.chars_typed > 0 {
-            s.chars_saved as f64 * 100.0 / s.chars_typed as f64
-        } else {
-            0.0
-        }
+        s.chars_saved_share * 100.0,
+        s.pauses,
+        r.pause_ms,
+        s.pause_suggested_share * 100.0,
+        s.pause_to_suggestion_p50_ms,
+        s.pause_to_suggestion_p90_ms,
+        s.fresh_first_piece_p50_ms,
+        s.fresh_first_piece_p90_ms,
+        s.fresh_whole_p50_ms,
+        s.fresh_whole_p90_ms,
+        s.reasks,
     )
 }
 
@@ -345,6 +639,7 @@ mod tests {
             source: None,
             visible,
             consistent,
+            ..Keystroke::default()
         }
     }
 

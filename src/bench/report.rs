@@ -149,6 +149,75 @@ fn histogram(title: &str, values: &[f64], color: &str) -> String {
     s + "</svg></figure>"
 }
 
+/// Each session's keystrokes in order, one square each: what the user saw before typing the
+/// next character (green: a consistent suggestion within 100 ms, light green: later, red: a
+/// suggestion that the next characters contradict, grey: nothing; a dark border: a pause).
+fn keystroke_timeline(r: &ReplayReport) -> String {
+    const CELL: f64 = 9.0;
+    const ROW: f64 = 14.0;
+    let label_w = 240.0;
+    let widest = r
+        .sessions
+        .iter()
+        .map(|s| s.keystrokes.len())
+        .max()
+        .unwrap_or(0);
+    let per_row = (((W - label_w) / CELL) as usize).max(1);
+    let rows: Vec<(usize, usize)> = r
+        .sessions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| (0..s.keystrokes.len().div_ceil(per_row).max(1)).map(move |j| (i, j)))
+        .collect();
+    let h = ROW * rows.len() as f64 + 4.0;
+    let mut out = format!(
+        r#"<figure><figcaption>What the user saw after each keystroke ({} ms per character, longest session {widest} keystrokes): green a consistent suggestion within 100 ms, light green one later, red a contradicted one, grey nothing; outlined: a pause</figcaption><svg width="{W}" height="{h:.0}" viewBox="0 0 {W} {h:.0}" role="img">"#,
+        r.speed_ms
+    );
+    for (row, (si, part)) in rows.iter().enumerate() {
+        let s = &r.sessions[*si];
+        let y = 2.0 + ROW * row as f64;
+        if *part == 0 {
+            let _ = write!(
+                out,
+                r#"<text x="0" y="{:.1}" font-size="10">{}</text>"#,
+                y + CELL - 1.0,
+                esc(&s.id.chars().take(40).collect::<String>())
+            );
+        }
+        let start = part * per_row;
+        for (i, k) in s.keystrokes.iter().enumerate().skip(start).take(per_row) {
+            let color = match (k.visible, k.consistent, k.first_consistent_ms) {
+                (_, _, Some(ms)) if ms <= 100.0 => "#2ca02c",
+                (true, true, _) | (_, _, Some(_)) => "#98df8a",
+                (true, false, _) => "#d62728",
+                _ => "#ccc",
+            };
+            let x = label_w + CELL * (i - start) as f64;
+            let stroke = if k.pause_ms > 0 {
+                r##" stroke="#000" stroke-width="1.5""##
+            } else {
+                ""
+            };
+            let tip = format!(
+                "#{i}: {} {}",
+                k.first_consistent_ms
+                    .or(k.latency_ms)
+                    .map_or("-".to_string(), |l| format!("{l:.0} ms")),
+                k.suggestion.as_deref().unwrap_or("")
+            );
+            let _ = write!(
+                out,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{color}"{stroke}><title>{}</title></rect>"##,
+                CELL - 1.5,
+                CELL,
+                esc(&tip)
+            );
+        }
+    }
+    out + "</svg></figure>"
+}
+
 /// Latency of each keystroke in order, coloured by where the answer came from.
 fn keystroke_plot(r: &ReplayReport) -> String {
     let pts: Vec<(usize, f64, &str)> = r
@@ -263,7 +332,12 @@ pub fn html(r: &Report) -> String {
              <tr><td>cached answers p50</td><td>{:.1} ms</td></tr>\
              <tr><td>consistent suggestion shown</td><td>{:.1}%</td></tr>\
              <tr><td>… within 100 ms</td><td>{:.1}%</td></tr>\
-             <tr><td>chars saved by accepting</td><td>{} of {}</td></tr></table>",
+             <tr><td>… within 300 ms</td><td>{:.1}%</td></tr>\
+             <tr><td>chars saved by accepting</td><td>{} of {} ({:.1}%)</td></tr>\
+             <tr><td>after a pause: a consistent suggestion / p50 / p90</td><td>{:.0}% / {:.0} / {:.0} ms ({} pauses)</td></tr>\
+             <tr><td>fresh model requests: first piece p50 / p90</td><td>{:.0} / {:.0} ms</td></tr>\
+             <tr><td>… whole suggestion p50 / p90</td><td>{:.0} / {:.0} ms</td></tr>\
+             <tr><td>re-asked because a suggestion grew</td><td>{}</td></tr></table>",
             esc(&rp.model),
             rp.speed_ms,
             m.sessions,
@@ -276,9 +350,21 @@ pub fn html(r: &Report) -> String {
             m.cached_latency_p50_ms,
             m.consistent_share * 100.0,
             m.correct_within_100ms_share * 100.0,
+            m.correct_within_300ms_share * 100.0,
             m.chars_saved,
-            m.chars_typed
+            m.chars_typed,
+            m.chars_saved_share * 100.0,
+            m.pause_suggested_share * 100.0,
+            m.pause_to_suggestion_p50_ms,
+            m.pause_to_suggestion_p90_ms,
+            m.pauses,
+            m.fresh_first_piece_p50_ms,
+            m.fresh_first_piece_p90_ms,
+            m.fresh_whole_p50_ms,
+            m.fresh_whole_p90_ms,
+            m.reasks,
         );
+        s += &keystroke_timeline(rp);
         s += &keystroke_plot(rp);
         let lat: Vec<f64> = rp
             .sessions

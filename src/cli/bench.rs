@@ -51,6 +51,16 @@ pub enum BenchCommand {
         /// Milliseconds between keystrokes
         #[arg(long, default_value_t = 80)]
         speed_ms: u64,
+        /// The user pauses this long before the first non-blank character of each later line
+        #[arg(long, default_value_t = 1000)]
+        pause_ms: u64,
+        /// ... and this long after opening the file, before the first keystroke
+        #[arg(long, default_value_t = 1000)]
+        think_ms: u64,
+        /// Measure typing in a warm file: before each session, one whole completion at its
+        /// starting spot is asked and waited for (not measured)
+        #[arg(long)]
+        warm_start: bool,
         #[command(flatten)]
         model: ModelArgs,
     },
@@ -157,6 +167,9 @@ pub fn run(command: BenchCommand) -> Result<()> {
             report: dir,
             limit,
             speed_ms,
+            pause_ms,
+            think_ms,
+            warm_start,
             model,
         } => {
             let mut list: Vec<replay::Session> = tasks::read_jsonl(&sessions)?;
@@ -170,7 +183,12 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 &list,
                 &settings,
                 repos_root.as_ref(),
-                std::time::Duration::from_millis(speed_ms),
+                replay::Typing {
+                    speed: std::time::Duration::from_millis(speed_ms),
+                    pause: std::time::Duration::from_millis(pause_ms),
+                    think: std::time::Duration::from_millis(think_ms),
+                    warm_start,
+                },
             ))?;
             print!("{}", replay::table(&r));
             if let Some(dir) = dir {

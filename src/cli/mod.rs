@@ -15,7 +15,7 @@ pub struct ModelArgs {
     /// GGUF model with FIM tokens [default: the 1.5B in ~/.cache/inkling/models]
     #[arg(long)]
     model: Option<PathBuf>,
-    /// CPU threads [default: the number of cores]
+    /// CPU threads [default: the number of physical cores]
     #[arg(long)]
     threads: Option<usize>,
     /// Context size in tokens
@@ -58,6 +58,15 @@ pub struct ModelArgs {
     /// Plain decoding without flash attention, as speculation runs (for exactness comparisons)
     #[arg(long)]
     no_flash_attention: bool,
+    /// Answer only with whole suggestions (the language server; no early, growing answers)
+    #[arg(long)]
+    no_streaming: bool,
+    /// With streaming: answer at most this long after a keystroke with what the model has
+    #[arg(long, default_value_t = Settings::default().answer_deadline_ms)]
+    answer_deadline_ms: u64,
+    /// Do not evaluate the prompt at the cursor in idle time (the language server)
+    #[arg(long)]
+    no_warm_cursor: bool,
 }
 
 impl ModelArgs {
@@ -87,6 +96,9 @@ impl ModelArgs {
             suffix_tokens: self.suffix_tokens,
             time_cap_ms: self.time_cap_ms,
             flash_attention: !self.no_flash_attention,
+            streaming: !self.no_streaming,
+            answer_deadline_ms: self.answer_deadline_ms,
+            warm_cursor: !self.no_warm_cursor,
             ..Settings::default()
         }
     }

@@ -71,6 +71,14 @@ impl Shown {
         Some(rope.slice(self.cursor..cursor).to_string())
     }
 
+    /// Both were made for the same document state (and the same kind: prefetched or not).
+    pub fn same_state(&self, other: &Shown) -> bool {
+        self.cursor == other.cursor
+            && self.prefetched == other.prefetched
+            && self.before == other.before
+            && self.after == other.after
+    }
+
     /// The document and cursor as they would be after accepting this suggestion.
     pub fn accepted(&self, rope: &Rope) -> (Rope, usize) {
         let mut r = rope.clone();
@@ -89,10 +97,18 @@ pub struct SuggestionCache {
 impl SuggestionCache {
     const MAX: usize = 8;
 
+    /// Keeps `s`, replacing what was kept for the same document state (a streamed suggestion
+    /// grows in place instead of filling the cache with its pieces).
     pub fn insert(&mut self, s: Shown) {
-        self.entries.retain(|e| e != &s);
+        self.remove(&s);
         self.entries.insert(0, s);
         self.entries.truncate(Self::MAX);
+    }
+
+    /// Forgets what was kept for `s`'s document state (a streamed piece whose finished text
+    /// turned out not to fit).
+    pub fn remove(&mut self, s: &Shown) {
+        self.entries.retain(|e| !e.same_state(s));
     }
 
     /// A cached answer for this state: (rest of suggestion, was it prefetched).
@@ -149,5 +165,20 @@ mod tests {
             cache.lookup(&accepted, cursor),
             Some((", 3]".to_string(), true))
         );
+    }
+
+    #[test]
+    fn a_growing_suggestion_replaces_its_shorter_piece() {
+        let rope = Rope::from_str("x = \n");
+        let mut cache = SuggestionCache::default();
+        cache.insert(Shown::new(&rope, 4, "comp".into(), false));
+        cache.insert(Shown::new(&rope, 4, "compute(".into(), false));
+        assert_eq!(cache.entries.len(), 1);
+        assert_eq!(
+            cache.lookup(&rope, 4),
+            Some(("compute(".to_string(), false))
+        );
+        cache.remove(&Shown::new(&rope, 4, String::new(), false));
+        assert_eq!(cache.lookup(&rope, 4), None);
     }
 }

@@ -32,6 +32,7 @@ use crate::config::Settings;
 use crate::document::{self, TextError};
 use crate::engine::{CancelToken, EngineError, GenerateRequest, Generation, Generator, KvReuse};
 use crate::prompt::{self, Anchor, ContextFile, FileView, Plan, Prompt};
+use crate::stop::StopRules;
 use crate::syntax::{self, Shape, Syntax};
 
 /// Lines longer than this get no completion (see [`Skip::LineTooLong`]).
@@ -236,6 +237,39 @@ impl Completer {
             .unwrap_or_default();
         }
         generation
+    }
+
+    /// What of a job's text so far (`raw`, whole tokens) may be shown while the model keeps
+    /// writing: cut where the stop rules would cut it, trimmed as a finished text is, and fitted
+    /// with the rules that hold for unfinished code ([`syntax::fit_piece`]). Every step only
+    /// shortens, and greedy decoding only appends, so each piece is a prefix of the next longer
+    /// one and of what [`Completer::finish`] makes of the whole: a streamed suggestion grows but
+    /// never turns into something else.
+    pub fn piece(&self, input: &Input, stop: &StopRules, raw: &str) -> String {
+        let cut = stop.check(raw).unwrap_or(raw.len());
+        let text = stop.finish(&raw[..cut]);
+        if self.settings.syntax && !text.is_empty() {
+            syntax::fit_piece(input.syntax.as_ref(), &input.rope, input.cursor, &text)
+        } else {
+            text
+        }
+    }
+
+    /// The prompt for a completion at `input`'s cursor, evaluated without generating (and, with
+    /// `persist`, saved to disk or loaded from it), so that the first keystroke there costs its
+    /// own tokens only. `None` when no completion would be asked for there. The plan's anchor is
+    /// returned with it: the next request must keep it for its prompt to extend this one.
+    pub fn warm_at(
+        &self,
+        input: &Input,
+        persist: bool,
+        cancel: CancelToken,
+    ) -> Option<(Anchor, oneshot::Receiver<Result<Generation, EngineError>>)> {
+        let prepared = self.prepare(input).ok()?;
+        let mut request = prepared.request;
+        request.max_tokens = 0;
+        request.persist = persist;
+        Some((prepared.plan.anchor, self.engine.submit(request, cancel)))
     }
 
     /// Both phases, blocking (the command line, the benchmark, tests). Must not be called inside

@@ -193,3 +193,61 @@ fn warm_up_evaluates_the_stable_prefix_only() {
     );
     assert_eq!(r.prompt, prefix_of(&i));
 }
+
+#[test]
+fn streamed_pieces_only_grow_and_end_as_the_finished_text() {
+    // A block suggestion in Python and a line inside a call in Rust: the raw text arrives a few
+    // bytes at a time (as tokens would); every piece shown must extend the last one shown, and
+    // the fitted finished text must extend the last piece (or be cut shorter, never different).
+    let cases = [
+        (
+            "def area(w, h):\n    $0\n\nprint(area(3, 4))\n",
+            "a.py",
+            "result = w * h\n    return result\n\ndef other():\n    pass\n",
+        ),
+        (
+            "fn main() {\n    let v = compute($0);\n}\n",
+            "a.rs",
+            "a, b);\n    println!(\"{v}\");\n}\n",
+        ),
+    ];
+    for (fixture, path, raw) in cases {
+        let (c, _) = completer("", Settings::default());
+        let input = input(fixture, path);
+        let prepared = c.prepare(&input).expect("a completion fits here");
+        let stop = prepared.request.stop.clone();
+        let mut shown = String::new();
+        let mut cut = raw.len();
+        for end in (1..=raw.len()).filter(|e| raw.is_char_boundary(*e)) {
+            let partial = &raw[..end];
+            let piece = c.piece(&input, &stop, partial);
+            if piece.len() > shown.len() && piece.starts_with(&shown) {
+                shown = piece;
+            } else {
+                assert!(
+                    shown.starts_with(&piece),
+                    "{path}: {piece:?} contradicts {shown:?}"
+                );
+            }
+            if let Some(k) = stop.check(partial) {
+                cut = k;
+                break;
+            }
+        }
+        let finished = c.finish(
+            &input,
+            Generation {
+                text: stop.finish(&raw[..cut]),
+                raw: raw[..cut].to_string(),
+                stop_reason: StopReason::StopRule,
+                timings: Timings::default(),
+            },
+        );
+        assert!(!shown.is_empty(), "{path}: something was shown");
+        assert!(
+            finished.text.starts_with(&shown) || shown.starts_with(&finished.text),
+            "{path}: shown {shown:?}, finished {:?}",
+            finished.text
+        );
+    }
+}

@@ -125,7 +125,29 @@ pub fn wait_for_engine_threads(timeout: Duration) -> bool {
 
 /// One thread per core: llama.cpp's thread pool spins at barriers, so oversubscribing hurts.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    let usable = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Hyper-threads share a core's vector units: llama.cpp runs fastest with one thread per
+    // physical core, and never with more threads than the process may use.
+    physical_cores().map_or(usable, |p| p.min(usable)).max(1)
+}
+
+/// Physical cores (distinct core ids per package), from Linux's sysfs topology.
+fn physical_cores() -> Option<usize> {
+    let mut cores = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/sys/devices/system/cpu").ok()?.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with("cpu") || !name[3..].chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let topo = entry.path().join("topology");
+        let read = |f: &str| std::fs::read_to_string(topo.join(f)).ok();
+        let (Some(core), Some(pkg)) = (read("core_id"), read("physical_package_id")) else {
+            continue;
+        };
+        cores.insert((pkg.trim().to_string(), core.trim().to_string()));
+    }
+    (!cores.is_empty()).then_some(cores.len())
 }
 
 /// A shared flag that asks a job to stop; the engine polls it, async callers can await it.

@@ -384,9 +384,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Client<R, W> {
         self.writer.change(uri, version, changes).await
     }
 
+    /// Sends an inline completion request without waiting; see [`Client::response`].
+    pub async fn start_inline(
+        &mut self,
+        uri: &str,
+        line: u32,
+        character: u32,
+        trigger: Trigger,
+    ) -> Result<i64> {
+        self.writer
+            .start_inline(uri, line, character, trigger)
+            .await
+    }
+
     pub async fn inline(&mut self, uri: &str, line: u32, character: u32) -> Result<Value> {
         let id = self
-            .writer
             .start_inline(uri, line, character, Trigger::Invoked)
             .await?;
         self.response(id).await

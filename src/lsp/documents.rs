@@ -61,6 +61,9 @@ pub struct DocState {
     pub context: Arc<Vec<ContextFile>>,
     /// True once the engine holds (and has saved) the KV of this context's prefix.
     pub warmed: bool,
+    /// The client told where its cursor is (`inkling/cursor` or a completion request); until
+    /// then the first edit's position stands for it.
+    pub cursor_known: bool,
 }
 
 impl DocState {
@@ -77,6 +80,7 @@ impl DocState {
             out_of_sync: false,
             context: Arc::new(Vec::new()),
             warmed: false,
+            cursor_known: false,
         }
     }
 

@@ -11,7 +11,8 @@ use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::ls_types::*;
 
 use super::documents::Applied;
-use super::protocol::{CompleteResult, CompletionStats, CompletionStatsParams};
+use super::protocol;
+use super::protocol::{CompleteResult, CompletionStats, CompletionStatsParams, CursorParams};
 use super::state::Server;
 use super::suggest::Answer;
 use super::to_proto;
@@ -29,6 +30,7 @@ impl Handle {
         &self,
         params: &TextDocumentPositionParams,
         invoked: bool,
+        stream: bool,
         selected: Option<&SelectedCompletionInfo>,
     ) -> Result<Option<Answer>> {
         self.0
@@ -36,6 +38,7 @@ impl Handle {
                 &params.text_document.uri,
                 params.position,
                 invoked,
+                stream,
                 selected,
             )
             .await
@@ -49,7 +52,7 @@ impl Handle {
         let invoked = params.context.trigger_kind == InlineCompletionTriggerKind::INVOKED;
         let selected = params.context.selected_completion_info.as_ref();
         let Some(a) = self
-            .suggest(&params.text_document_position, invoked, selected)
+            .suggest(&params.text_document_position, invoked, true, selected)
             .await?
         else {
             return Ok(None);
@@ -60,11 +63,17 @@ impl Handle {
         ])))
     }
 
+    /// `inkling/cursor` (a notification): warm the prompt where the cursor rests.
+    pub async fn cursor(&self, params: CursorParams) {
+        self.0.cursor_moved(params);
+    }
+
     pub async fn inkling_complete(&self, params: InlineCompletionParams) -> Result<CompleteResult> {
         let t0 = Instant::now();
         let selected = params.context.selected_completion_info.as_ref();
+        // The request that reports timings answers with the whole suggestion.
         let a = self
-            .suggest(&params.text_document_position, true, selected)
+            .suggest(&params.text_document_position, true, false, selected)
             .await?;
         Ok(to_proto::complete_result(
             a,
@@ -81,6 +90,7 @@ impl Server {
                 latency_ms: a.latency_ms,
                 source: a.source,
                 generated_tokens: generated,
+                streaming: a.streaming,
             })
             .await;
     }
@@ -240,6 +250,7 @@ impl LanguageServer for Handle {
 
     async fn shutdown(&self) -> Result<()> {
         self.0.jobs.cancel_all();
+        self.0.save_cursors();
         Ok(())
     }
 
@@ -252,6 +263,10 @@ impl LanguageServer for Handle {
             .open(td.uri.clone(), &td.text, td.version, &td.language_id, place);
         me.refresh_context(&td.uri);
         me.warm_context(&td.uri, true);
+        // Back where the user left the file: its prompt (from disk, after a restart) first.
+        if let Some(cursor) = me.last_cursor(&td.uri) {
+            me.warm_cursor(&td.uri, cursor, true);
+        }
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
@@ -279,26 +294,50 @@ impl LanguageServer for Handle {
                 return;
             }
         }
-        // Keystrokes pre-empt prefetch work at once.
+        // Keystrokes pre-empt prefetch work at once, and take the last answer off the screen.
         me.jobs.cancel_prefetch();
+        me.jobs.forget_answer();
+        // A client that does not say where its cursor is: the first edit shows where it works.
+        let first_edit = me.docs.get_mut(&uri).and_then(|mut st| {
+            if st.cursor_known {
+                return None;
+            }
+            st.cursor_known = true;
+            let change = params.content_changes.last()?;
+            let range = change.range?;
+            let at = protocol::to_char(&st.doc.rope, range.start, me.enc()).char_idx;
+            Some((at + change.text.chars().count(), st.doc.rope.clone()))
+        });
+        if let Some((cursor, rope)) = first_edit {
+            me.remember_cursor(&uri, &rope, cursor);
+            me.warm_cursor(&uri, cursor, false);
+        }
     }
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
         let me = &self.0;
         let uri = params.text_document.uri;
         let path = me.docs.get(&uri).map(|d| d.place.path.clone());
-        if let Some(ctx) = me.repo.write().expect("repo lock").as_mut() {
+        let indexed = if let Some(ctx) = me.repo.write().expect("repo lock").as_mut() {
             if let Some(file) = uri.to_file_path() {
                 ctx.index.update_file(&file);
             }
             if let Some(p) = &path {
                 ctx.touch(p);
             }
+            true
         } else {
-            return;
+            false
+        };
+        if indexed {
+            me.refresh_contexts();
+            me.warm_context(&uri, true);
         }
-        me.refresh_contexts();
-        me.warm_context(&uri, true);
+        // The file on disk is now what a restart opens: keep the prompt at its cursor on disk.
+        if let Some(cursor) = me.last_cursor(&uri) {
+            me.warm_cursor(&uri, cursor, true);
+        }
+        me.save_cursors();
     }
 
     async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
@@ -322,6 +361,7 @@ impl LanguageServer for Handle {
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         self.0.docs.close(&params.text_document.uri);
+        self.0.save_cursors();
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
@@ -334,7 +374,7 @@ impl LanguageServer for Handle {
             .as_ref()
             .is_some_and(|c| c.trigger_kind == CompletionTriggerKind::INVOKED);
         let pos = &params.text_document_position;
-        let Some(a) = self.suggest(pos, invoked, None).await? else {
+        let Some(a) = self.suggest(pos, invoked, true, None).await? else {
             return Ok(None);
         };
         self.0.stats(&a).await;

@@ -5,13 +5,17 @@
 //! - The model job in flight is owned here rather than by the request that started it: a request
 //!   that only typed through what the job is generating waits for it ([`Waiter`]); any other new
 //!   job cancels it. A job whose waiters all left keeps running for a short grace period, the gap
-//!   between keystrokes in which an editor cancels one request and sends the next.
+//!   between keystrokes in which an editor cancels one request and sends the next. A streaming
+//!   job whose suggestion was shown keeps writing it until it is done or a job for another state
+//!   replaces it: the user is reading (or typing through) what it writes.
+//! - The last answer given is kept ([`LastAnswer`]) so that a suggestion that grows after it can
+//!   be announced to the client while the user is idle.
 //! - Prefetch (the suggestion after an accept) and warm-up (a repo prefix) run in idle engine
 //!   time, each in a slot of its own; a keystroke or a completion pre-empts them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ropey::Rope;
 use tokio::sync::watch;
@@ -36,42 +40,59 @@ pub struct Job {
     pub token: CancelToken,
     /// The text generated so far.
     pub partial: watch::Receiver<String>,
+    /// What of it may be shown (see [`crate::complete::Completer::piece`]): each value extends
+    /// the one before.
+    pub piece: watch::Receiver<String>,
     pub done: watch::Receiver<Done>,
     /// Requests waiting for this job.
     waiters: AtomicUsize,
+    /// A piece of it was shown: it keeps running without waiters.
+    shown: AtomicBool,
 }
 
 /// The sending ends of a job's channels, for whoever runs it.
 #[derive(Debug)]
 pub struct JobFeed {
     pub partial: Arc<watch::Sender<String>>,
+    pub piece: watch::Sender<String>,
     pub done: watch::Sender<Done>,
 }
 
 impl Job {
     pub fn new(uri: Uri, at: Shown) -> (Arc<Job>, JobFeed) {
         let (ptx, prx) = watch::channel(String::new());
+        let (stx, srx) = watch::channel(String::new());
         let (dtx, drx) = watch::channel(None);
         let job = Arc::new(Job {
             uri,
             at,
             token: CancelToken::new(),
             partial: prx,
+            piece: srx,
             done: drx,
             waiters: AtomicUsize::new(0),
+            shown: AtomicBool::new(false),
         });
         let feed = JobFeed {
             partial: Arc::new(ptx),
+            piece: stx,
             done: dtx,
         };
         (job, feed)
     }
 
-    fn finished(&self) -> bool {
+    pub fn finished(&self) -> bool {
         self.done.borrow().is_some()
     }
 
+    /// A piece of the job was shown to the user: from now on only a job for another document
+    /// state (or shutdown) stops it.
+    pub fn mark_shown(&self) {
+        self.shown.store(true, Ordering::SeqCst);
+    }
+
     /// Waits for the result; a job dropped without one answers `Gone`.
+    #[cfg(test)]
     pub async fn result(&self) -> Result<Generation, EngineError> {
         let mut done = self.done.clone();
         match done.wait_for(Option::is_some).await {
@@ -101,23 +122,45 @@ impl Drop for Waiter {
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 tokio::time::sleep(ORPHAN_GRACE).await;
-                if job.waiters.load(Ordering::SeqCst) == 0 && !job.finished() {
+                if job.waiters.load(Ordering::SeqCst) == 0
+                    && !job.finished()
+                    && !job.shown.load(Ordering::SeqCst)
+                {
                     job.token.cancel();
                 }
             });
-        } else {
+        } else if !job.shown.load(Ordering::SeqCst) {
             job.token.cancel();
         }
     }
+}
+
+/// The last suggestion answered, for telling the client when it grew.
+#[derive(Debug, Clone)]
+pub struct LastAnswer {
+    pub uri: Uri,
+    /// The document version the answer was for.
+    pub version: i32,
+    /// Where it was asked (the protocol's position, echoed back to the client).
+    pub position: tower_lsp_server::ls_types::Position,
+    /// The cursor as a char offset.
+    pub cursor: usize,
+    /// The text shown.
+    pub text: String,
+    pub at: Instant,
+    /// The latest-wins token of the request that got it: a newer request makes the entry stale.
+    pub request: CancelToken,
 }
 
 /// The engine's users: the newest request, the model job, prefetch and warm-up.
 #[derive(Debug, Default)]
 pub struct Jobs {
     latest: Mutex<Option<CancelToken>>,
+    last_answer: Mutex<Option<LastAnswer>>,
     job: Mutex<Option<Arc<Job>>>,
     prefetch: Mutex<Option<CancelToken>>,
     warm: Mutex<Option<CancelToken>>,
+    cursor_warm: Mutex<Option<CancelToken>>,
     /// Set by `shutdown`: no engine work starts after it (a job finishing then would otherwise
     /// start a prefetch or a warm-up that holds the exit up).
     closed: std::sync::atomic::AtomicBool,
@@ -141,7 +184,33 @@ impl Jobs {
     pub fn new_request(&self) -> CancelToken {
         let token = CancelToken::new();
         replace(&self.latest, token.clone());
+        self.forget_answer();
         token
+    }
+
+    /// Keeps `answer` as the one to grow (unless a newer request came meanwhile).
+    pub fn answered(&self, answer: LastAnswer) {
+        if !answer.request.is_cancelled() {
+            *self.last_answer.lock().expect("jobs lock") = Some(answer);
+        }
+    }
+
+    /// The last answer, while no request or edit came after it.
+    pub fn last_answer(&self) -> Option<LastAnswer> {
+        let last = self.last_answer.lock().expect("jobs lock");
+        last.clone().filter(|a| !a.request.is_cancelled())
+    }
+
+    /// The user typed or asked again: the last answer is no longer on screen.
+    pub fn forget_answer(&self) {
+        self.last_answer.lock().expect("jobs lock").take();
+    }
+
+    /// Records that the last answer's suggestion is now `text` (after telling the client).
+    pub fn grew(&self, text: &str) {
+        if let Some(a) = self.last_answer.lock().expect("jobs lock").as_mut() {
+            a.text = text.to_string();
+        }
     }
 
     /// The job in flight for `uri`, if the user has only typed what it is generating since it
@@ -176,6 +245,12 @@ impl Jobs {
         replace(&self.warm, token);
     }
 
+    /// A new warm-up at a cursor, replacing (and cancelling) the previous one.
+    pub fn set_cursor_warm(&self, token: CancelToken) {
+        self.refuse_when_closed(&token);
+        replace(&self.cursor_warm, token);
+    }
+
     /// After `shutdown`, new work is cancelled before it starts.
     fn refuse_when_closed(&self, token: &CancelToken) {
         if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
@@ -195,6 +270,7 @@ impl Jobs {
         }
         cancel(&self.prefetch);
         cancel(&self.warm);
+        cancel(&self.cursor_warm);
     }
 
     /// Stops everything, the newest request too, and refuses new work (shutdown).
@@ -243,11 +319,18 @@ mod tests {
         jobs.install(&a);
         let prefetch = CancelToken::new();
         let warm = CancelToken::new();
+        let cursor = CancelToken::new();
         jobs.set_prefetch(prefetch.clone());
         jobs.set_warm(warm.clone());
+        jobs.set_cursor_warm(cursor.clone());
+        assert!(
+            !warm.is_cancelled(),
+            "the two warm-ups have slots of their own"
+        );
         let (b, _fb, _) = job_at("x = \n", 4);
         jobs.install(&b);
         assert!(a.token.is_cancelled() && prefetch.is_cancelled() && warm.is_cancelled());
+        assert!(cursor.is_cancelled());
         assert!(!b.token.is_cancelled());
         // A newer prefetch replaces the older one.
         let p1 = CancelToken::new();

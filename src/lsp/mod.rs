@@ -19,6 +19,7 @@ mod state;
 mod suggest;
 mod to_proto;
 pub mod transport;
+mod warm;
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ pub fn service(loader: Loader) -> (LspService<Handle>, ClientSocket) {
         // tower-lsp-server 0.23 has the 3.18 types but no trait method for inline completion.
         .custom_method("textDocument/inlineCompletion", Handle::inline_completion)
         .custom_method("inkling/complete", Handle::inkling_complete)
+        .custom_method("inkling/cursor", Handle::cursor)
         .finish()
 }
 

@@ -31,6 +31,9 @@ pub struct CompletionStatsParams {
     pub latency_ms: f64,
     pub source: Source,
     pub generated_tokens: usize,
+    /// The model is still writing this suggestion (it was answered early).
+    #[serde(default)]
+    pub streaming: bool,
 }
 
 pub enum CompletionStats {}
@@ -38,6 +41,77 @@ pub enum CompletionStats {}
 impl ls_types::notification::Notification for CompletionStats {
     type Params = CompletionStatsParams;
     const METHOD: &'static str = "inkling/completionStats";
+}
+
+/// `inkling/suggestionGrown` (server → client): the suggestion answered at `position` of that
+/// document version has grown (the model kept writing it) while the user was idle; asking again
+/// there gets the longer text at once. Clients re-ask only while the document is still at that
+/// version and the cursor at that position.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SuggestionGrownParams {
+    pub text_document: ls_types::VersionedTextDocumentIdentifier,
+    pub position: Position,
+    /// Length of the suggestion now, in chars.
+    pub chars: usize,
+    /// The model has finished it.
+    #[serde(rename = "final")]
+    pub done: bool,
+}
+
+pub enum SuggestionGrown {}
+
+impl ls_types::notification::Notification for SuggestionGrown {
+    type Params = SuggestionGrownParams;
+    const METHOD: &'static str = "inkling/suggestionGrown";
+}
+
+/// `inkling/suggestionDone` (server → client): a model job finished its suggestion (for status
+/// bars and benchmarks; editors may ignore it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SuggestionDoneParams {
+    pub text_document: ls_types::TextDocumentIdentifier,
+    /// From the request that started the job to its end.
+    pub elapsed_ms: f64,
+    pub chars: usize,
+    pub generated_tokens: usize,
+}
+
+pub enum SuggestionDone {}
+
+impl ls_types::notification::Notification for SuggestionDone {
+    type Params = SuggestionDoneParams;
+    const METHOD: &'static str = "inkling/suggestionDone";
+}
+
+/// `inkling/cursor` (client → server): where the cursor rests, so that the server can evaluate
+/// that spot's prompt in idle time.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CursorParams {
+    pub text_document: ls_types::TextDocumentIdentifier,
+    pub position: Position,
+}
+
+/// `inkling/warmed` (server → client): the prompt at a cursor is evaluated (or was loaded from
+/// disk); the first keystroke there costs its own tokens only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WarmedParams {
+    pub text_document: ls_types::TextDocumentIdentifier,
+    pub position: Position,
+    pub prompt_tokens: usize,
+    pub evaluated_tokens: usize,
+    pub loaded_tokens: usize,
+    pub ms: f64,
+}
+
+pub enum Warmed {}
+
+impl ls_types::notification::Notification for Warmed {
+    type Params = WarmedParams;
+    const METHOD: &'static str = "inkling/warmed";
 }
 
 /// Where a suggestion came from.

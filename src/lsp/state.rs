@@ -57,6 +57,8 @@ pub struct Server {
     pub(super) progress_supported: AtomicBool,
     /// Bumped on each (re)load so an old load finishing late does not win.
     pub(super) generation: AtomicU64,
+    /// Each file's last cursor (see `warm.rs`).
+    pub(super) cursors: super::warm::Cursors,
 }
 
 impl Server {
@@ -74,6 +76,7 @@ impl Server {
             watch_supported: AtomicBool::new(false),
             progress_supported: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            cursors: Default::default(),
         }
     }
 

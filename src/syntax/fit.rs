@@ -64,6 +64,26 @@ pub fn fit(
     Some(s)
 }
 
+/// The part of an unfinished suggestion (the model is still writing it) that may be shown now:
+/// steps 1 and 2 of [`fit`], which only ever shorten it, so the piece stays a prefix of what the
+/// finished text can become. Step 3 waits for the finished text: half a statement never parses.
+pub fn fit_piece(syntax: Option<&Syntax>, rope: &Rope, cursor: usize, piece: &str) -> String {
+    let usable = |s: &&Syntax| s.matches(rope) && rope.len_bytes() <= FIT_MAX_BYTES;
+    let Some(syntax) = syntax.filter(usable) else {
+        return piece.to_string();
+    };
+    if piece.trim().is_empty() {
+        return String::new();
+    }
+    let mut fitter = Fitter::new(syntax, rope, cursor);
+    let mut s = piece.to_string();
+    if s.contains('\n') {
+        let cut = fitter.multi_line_cut(&s);
+        s.truncate(cut);
+    }
+    fitter.drop_duplicate_closers(s)
+}
+
 /// How many shorter line prefixes of a suggestion that breaks a clean tree are tried.
 const SALVAGE_TRIES: usize = 6;
 

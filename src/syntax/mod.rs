@@ -23,7 +23,7 @@ use std::fmt;
 use ropey::Rope;
 use tree_sitter::{InputEdit, Language, Parser, Point, Tree};
 
-pub use fit::{FIT_MAX_BYTES, fit};
+pub use fit::{FIT_MAX_BYTES, fit, fit_piece};
 pub use queries::{QueryKind, compile_query, query, query_source};
 pub use shape::{MAX_TAIL, Shape, shape};
 pub use tags::{

@@ -18,6 +18,26 @@ pub fn test_model() -> PathBuf {
     p
 }
 
+/// The built `inkling lsp` as a child process, with a client on its stdio (logs go to stderr).
+pub fn spawn_lsp() -> (
+    tokio::process::Child,
+    inkling::lsp::client::Client<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_inkling"))
+        .arg("lsp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn inkling lsp");
+    let c = inkling::lsp::client::Client::new(
+        child.stdout.take().expect("stdout"),
+        child.stdin.take().expect("stdin"),
+    );
+    (child, c)
+}
+
 pub fn engine() -> &'static Engine {
     static E: OnceLock<Engine> = OnceLock::new();
     E.get_or_init(|| Engine::spawn(EngineConfig::new(test_model())).expect("test model loads"))

@@ -14,7 +14,8 @@ KNOWN_SERVERS = {
     "clangd", "jdtls",
 }
 OPTION_KEYS = {"model", "draftModel", "threads", "contextSize", "maxTokens", "enable",
-               "debounceMs", "speculation", "disabledLanguages"}
+               "debounceMs", "speculation", "disabledLanguages", "streaming", "answerDeadlineMs",
+               "warmCursor"}
 
 passed = failed = 0
 

@@ -9,18 +9,34 @@ Suggestion rule for a cursor after `...WORD`: the item replaces WORD (range
 from the word start to the cursor) with the first entry of ANSWERS that starts
 with WORD (3+ letters), else with WORD + "_mock". A cursor right after ':'
 gets a two-line body.
-Every message received is appended as a JSON line to $MOCK_LOG if set.
+Every message received (requests and notifications alike, e.g. `inkling/cursor`) is
+appended as a JSON line to $MOCK_LOG if set.
+
+Cues from a test: with $MOCK_CONTROL set to a file path, the mock follows the JSON lines
+appended to that file after it started (one object per line, keys applied in this order):
+  {"suffix": "_grown"}  append this to every later suggestion ("" to stop), as if the
+                        model had kept writing
+  {"delayMs": 300}      wait this long before answering each later inline completion
+                        (0 to stop), so a request stays in flight
+  {"send": {...}}       send this message to the client as it is, e.g.
+                        {"method": "inkling/suggestionGrown", "params": {...}}
 """
 import json
 import os
 import re
 import sys
+import threading
+import time
 
 ANSWERS = ["print(s)", "return total"]
 LOG = os.environ.get("MOCK_LOG")
+CONTROL = os.environ.get("MOCK_CONTROL")
 
 docs = {}  # uri -> text
 encoding = "utf-16"
+suffix = ""  # set by a control cue: appended to every suggestion
+delay_s = 0.0  # set by a control cue: wait before answering an inline completion
+send_lock = threading.Lock()  # the control thread sends too
 
 
 def log(msg):
@@ -32,8 +48,40 @@ def log(msg):
 def send(msg):
     msg["jsonrpc"] = "2.0"
     data = json.dumps(msg).encode("utf-8")
-    sys.stdout.buffer.write(b"Content-Length: %d\r\n\r\n" % len(data) + data)
-    sys.stdout.buffer.flush()
+    with send_lock:
+        sys.stdout.buffer.write(b"Content-Length: %d\r\n\r\n" % len(data) + data)
+        sys.stdout.buffer.flush()
+
+
+def follow_control(path):
+    """Apply the cues appended to `path` after start-up (see the module doc)."""
+    global suffix, delay_s
+    try:
+        pos = os.path.getsize(path)
+    except OSError:
+        pos = 0
+    pending = b""
+    while True:
+        time.sleep(0.02)
+        try:
+            with open(path, "rb") as f:
+                f.seek(pos)
+                chunk = f.read()
+        except OSError:
+            continue
+        pos += len(chunk)
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.strip():
+                continue
+            cue = json.loads(line)
+            if "suffix" in cue:
+                suffix = cue["suffix"]
+            if "delayMs" in cue:
+                delay_s = cue["delayMs"] / 1000.0
+            if "send" in cue:
+                send(dict(cue["send"]))
 
 
 def read():
@@ -97,6 +145,7 @@ def suggest(params):
         w = word.group(0)
         fit = [a for a in ANSWERS if len(w) >= 3 and a.startswith(w)]
         insert, start = (fit[0] if fit else w + "_mock"), word.start()
+    insert += suffix
     rng = {
         "start": {"line": pos["line"], "character": index_to_col(line, start)},
         "end": {"line": pos["line"], "character": pos["character"]},
@@ -106,6 +155,8 @@ def suggest(params):
 
 def main():
     global encoding
+    if CONTROL:
+        threading.Thread(target=follow_control, args=(CONTROL,), daemon=True).start()
     while True:
         msg = read()
         if msg is None:
@@ -145,6 +196,8 @@ def main():
         elif method == "textDocument/didClose":
             docs.pop(params["textDocument"]["uri"], None)
         elif method in ("textDocument/inlineCompletion", "inkling/complete"):
+            if delay_s > 0 and method == "textDocument/inlineCompletion":
+                time.sleep(delay_s)
             s = suggest(params)
             items = [] if s is None else [{"insertText": s[0], "range": s[1]}]
             result = {"items": items}

@@ -6,7 +6,8 @@
 --   INKLING_NVIM_MOCK=1      run against tests/editors/mock_server.py (deterministic answers)
 --   INKLING_BIN              the real server binary (when not mocking)
 --   INKLING_TEST_MODEL       GGUF passed as `model` (the 0.5B one keeps it fast)
---   MOCK_LOG                 where the mock server logs what it received
+--   MOCK_LOG                 where the mock server logs what it received (the test sets
+--                            MOCK_CONTROL itself, to cue the mock)
 --   INKLING_TEST_TIMEOUT_S   how long to wait for the model to load / answer (default 180)
 --
 -- Keys are fed through the real typeahead (nvim_feedkeys without 'x') while the main loop
@@ -131,8 +132,28 @@ local function read_log()
   return msgs
 end
 
+local function log_of(method)
+  local out_ = {}
+  for _, m in ipairs(read_log()) do
+    if m.method == method then
+      out_[#out_ + 1] = m
+    end
+  end
+  return out_
+end
+local function count_log(method)
+  return #log_of(method)
+end
+
 local tmp = vim.fn.tempname()
 vim.fn.mkdir(tmp, 'p')
+
+-- Cues for the mock server (see tests/editors/mock_server.py): one JSON object per line.
+local control = tmp .. '/mock-control.jsonl'
+local function cue(t)
+  vim.fn.writefile({ vim.fn.json_encode(t) }, control, 'a')
+end
+
 local file = tmp .. '/fib.py'
 vim.fn.writefile({
   'def fibonacci(n):',
@@ -152,6 +173,8 @@ local function test_body()
   local cmd
   if mock then
     cmd = { 'python3', repo .. '/tests/editors/mock_server.py' }
+    vim.fn.writefile({}, control)
+    vim.env.MOCK_CONTROL = control -- the mock server inherits it
   else
     local bin = os.getenv('INKLING_BIN')
     if not bin or bin == '' or vim.fn.executable(bin) ~= 1 then
@@ -378,7 +401,114 @@ local function test_body()
   end
   leave_insert()
 
-  -- 8. Toggle off: the server hears enable=false, and typing shows nothing.
+  -- 8. inkling/suggestionGrown (the mock sends it on cue): a re-ask only when it describes the
+  -- buffer version and cursor of now; the longer suggestion replaces the ghost text.
+  local INLINE = 'textDocument/inlineCompletion'
+  local uri = vim.uri_from_bufnr(bufnr)
+  local function grown_at(version, character)
+    return {
+      send = {
+        method = 'inkling/suggestionGrown',
+        params = { textDocument = { uri = uri, version = version }, position = { line = 9, character = character }, chars = 14, final = false },
+      },
+    }
+  end
+  api.nvim_buf_set_lines(0, 9, 10, false, { 'y = fibo' })
+  api.nvim_win_set_cursor(0, { 10, 0 })
+  feed('A')
+  type_chars('n')
+  wait_for(function()
+    return inkling.get_suggestion() == '_mock'
+  end, 3000)
+  sleep(400) -- (native: its debounced request has gone out and been answered)
+  local col = #'y = fibon'
+  local version = vim.lsp.util.buf_versions[bufnr]
+  local before = count_log(INLINE)
+  cue(grown_at(version - 1, col))
+  cue(grown_at(version, col - 1))
+  sleep(400)
+  check(
+    count_log(INLINE) == before and inkling.get_suggestion() == '_mock',
+    'a stale inkling/suggestionGrown (old version, other position) is ignored',
+    ('%d re-asks, suggestion %s'):format(count_log(INLINE) - before, vim.inspect(inkling.get_suggestion()))
+  )
+  cue({ suffix = '_grown' })
+  cue(grown_at(version, col))
+  local grew = wait_for(function()
+    return inkling.get_suggestion() == '_mock_grown'
+  end, 3000)
+  sleep(300)
+  check(
+    grew and count_log(INLINE) == before + 1,
+    'inkling/suggestionGrown at the cursor re-asks once and shows the longer suggestion',
+    ('%d re-asks, suggestion %s'):format(count_log(INLINE) - before, vim.inspect(inkling.get_suggestion()))
+  )
+  -- Several notifications while a request is in flight: one re-ask, after it.
+  cue({ delayMs = 1000 })
+  sleep(100)
+  before = count_log(INLINE)
+  type_chars('a')
+  wait_for(function()
+    return count_log(INLINE) > before -- the mock holds the answer now
+  end, 3000)
+  local version2 = vim.lsp.util.buf_versions[bufnr]
+  for _ = 1, 3 do
+    cue(grown_at(version2, col + 1))
+  end
+  cue({ delayMs = 0 })
+  wait_for(function()
+    return count_log(INLINE) >= before + 2
+  end, 3000)
+  sleep(400)
+  check(
+    count_log(INLINE) == before + 2 and inkling.get_suggestion() == '_mock_grown',
+    'notifications during a request in flight are coalesced into one re-ask',
+    ('%d requests (1 typed + re-asks), suggestion %s'):format(count_log(INLINE) - before, vim.inspect(inkling.get_suggestion()))
+  )
+  cue({ suffix = '' })
+  leave_insert()
+
+  -- 9. inkling/cursor: once, 200 ms after the cursor stops moving, where it stopped; not in visual mode.
+  sleep(400)
+  local notes0 = count_log('inkling/cursor')
+  local t0 = vim.loop.now()
+  feed('0')
+  sleep(50)
+  feed('w')
+  sleep(50)
+  feed('w')
+  sleep(50)
+  -- (On a machine so busy that the moves were 200 ms apart, a note in between is right.)
+  local quick = vim.loop.now() - t0 < 190
+  if quick then
+    check(count_log('inkling/cursor') == notes0, 'no inkling/cursor while the cursor keeps moving', vim.inspect(log_of('inkling/cursor')))
+  else
+    skip('no inkling/cursor while the cursor keeps moving', 'the moves took too long')
+  end
+  local rest = api.nvim_win_get_cursor(0)
+  local function rested(m)
+    return m.params.position.line == rest[1] - 1 and m.params.position.character == rest[2]
+  end
+  wait_for(function()
+    local l = log_of('inkling/cursor')
+    return #l > notes0 and rested(l[#l])
+  end, 2000)
+  sleep(400)
+  local notes = { unpack(log_of('inkling/cursor'), notes0 + 1) }
+  local last = notes[#notes]
+  check(
+    #notes == (quick and 1 or #notes) and last ~= nil and last.params.textDocument.uri == uri and rested(last) and rest[2] > 0,
+    'inkling/cursor is sent once after the debounce, at the resting cursor',
+    'cursor ' .. vim.inspect(rest) .. ', sent ' .. vim.inspect(notes)
+  )
+  feed('v')
+  feed('b')
+  sleep(500)
+  check(count_log('inkling/cursor') == notes0 + #notes, 'no inkling/cursor with a visual selection', vim.inspect(log_of('inkling/cursor')))
+  feed('<Esc>')
+  sleep(30)
+
+  -- 10. Toggle off: the server hears enable=false, and typing shows nothing.
   vim.cmd('InklingToggle')
   sleep(50)
   local conf
@@ -399,7 +529,7 @@ local function test_body()
   check(wait_for(inkling.is_visible, 3000) and inkling.get_suggestion() == '_mock', 'suggestions come back when toggled on', vim.inspect(inkling.get_suggestion()))
   leave_insert()
 
-  -- 9. Restart: a new server process attaches to the buffer.
+  -- 11. Restart: a new server process attaches to the buffer.
   local old = client_id(bufnr)
   vim.cmd('InklingRestart')
   local restarted = wait_for(function()

@@ -3,12 +3,14 @@
 // vscode-languageclient) against a server, with a small stand-in for the `vscode` API.
 // VS Code itself cannot be downloaded here; this checks everything from activate() to the
 // LSP wire: initializationOptions, inline completion through registerProposedFeatures(),
-// the status bar item, settings pushes, toggle and restart.
+// the status bar item, settings pushes, toggle and restart; with the mock server also the
+// inkling/suggestionGrown re-ask and the debounced inkling/cursor notification.
 //
 //   node tests/editors/vscode_client_test.js
 //
-// Environment: INKLING_VSCODE_MOCK=1 (use tests/editors/mock_server.py, with MOCK_LOG),
-// else INKLING_BIN (+ INKLING_TEST_MODEL). Prints ok/not ok lines and `N passed, N failed`.
+// Environment: INKLING_VSCODE_MOCK=1 (use tests/editors/mock_server.py, with MOCK_LOG; the
+// test sets MOCK_CONTROL itself to cue the mock), else INKLING_BIN (+ INKLING_TEST_MODEL).
+// Prints ok/not ok lines and `N passed, N failed`.
 'use strict';
 const Module = require('module');
 const path = require('path');
@@ -328,6 +330,10 @@ const docEvents = {
   willSave: new EventEmitter(),
 };
 const textDocuments = [];
+const editorEvents = {
+  selection: new EventEmitter(),
+  active: new EventEmitter(),
+};
 
 function matchSelector(selector, doc) {
   const filters = Array.isArray(selector) ? selector : [selector];
@@ -368,6 +374,8 @@ const vscode = withStubs(
       {
         activeTextEditor: undefined,
         visibleTextEditors: [],
+        onDidChangeTextEditorSelection: editorEvents.selection.event,
+        onDidChangeActiveTextEditor: editorEvents.active.event,
         createOutputChannel: (name) =>
           withStubs(
             {
@@ -502,6 +510,25 @@ async function inline(doc, pos, kind = 0) {
   return items || [];
 }
 
+// The editor the user types in, with one cursor (or selection) that moveTo() moves like VS Code
+// does: it updates the selection, then fires onDidChangeTextEditorSelection.
+function makeEditor(doc) {
+  const editor = withStubs({ document: doc, selection: undefined, selections: [], visibleRanges: [], options: {}, viewColumn: 1 }, 'editor');
+  editor.moveTo = (pos, anchor = pos) => {
+    editor.selection = new Selection(anchor, pos);
+    editor.selection.anchor = anchor;
+    editor.selection.active = pos;
+    editor.selections = [editor.selection];
+    editorEvents.selection.fire({ textEditor: editor, selections: editor.selections, kind: 1 /* Keyboard */ });
+  };
+  return editor;
+}
+
+// Cues for the mock server (see tests/editors/mock_server.py): one JSON object per line.
+function cueMock(cue) {
+  fs.appendFileSync(process.env.MOCK_CONTROL, JSON.stringify(cue) + '\n');
+}
+
 function applyInline(doc, item, pos) {
   const text = typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
   const range = item.range || new Range(pos, pos);
@@ -513,6 +540,10 @@ async function main() {
   if (MOCK) {
     serverPath = path.join(ROOT, 'tests', 'editors', 'mock_server.py');
     settings['inkling.model'] = '/models/test.gguf';
+    const control = path.join(require('os').tmpdir(), `inkling-vscode-${process.pid}`, 'mock-control.jsonl');
+    fs.mkdirSync(path.dirname(control), { recursive: true });
+    fs.writeFileSync(control, '');
+    process.env.MOCK_CONTROL = control; // the mock server inherits it
   } else {
     serverPath = process.env.INKLING_BIN;
     if (!serverPath || !fs.existsSync(serverPath)) {
@@ -623,6 +654,8 @@ async function main() {
     }
   }
 
+  if (MOCK) await liveNotifications(doc, endPos);
+
   // Toggle: the server gets the whole option set with enable=false.
   await vscode.commands.executeCommand('inkling.toggle');
   check(settings['inkling.enable'] === false, 'inkling.toggle flips inkling.enable', String(settings['inkling.enable']));
@@ -649,6 +682,92 @@ async function main() {
 
   await ext.deactivate();
   check(messages.filter((m) => m[0] === 'error').length === 0, 'no error messages were shown', () => JSON.stringify(messages));
+}
+
+// inkling/suggestionGrown (the mock sends it on cue) and inkling/cursor, mock server only.
+async function liveNotifications(doc, endPos) {
+  const uri = readMockLog().find((m) => m.method === 'textDocument/didOpen').params.textDocument.uri;
+  const editor = makeEditor(doc);
+  vscode.window.activeTextEditor = editor;
+  editor.moveTo(endPos);
+  // VS Code's trigger command: asks the inline completion provider at the cursor again.
+  const triggered = [];
+  registered.commands.set('editor.action.inlineSuggest.trigger', async () => {
+    const items = await inline(editor.document, editor.selection.active, 0);
+    triggered.push(items.map((i) => (typeof i.insertText === 'string' ? i.insertText : i.insertText.value)));
+  });
+  const inlineRequests = () => readMockLog().filter((m) => m.method === 'textDocument/inlineCompletion');
+  const cursorNotes = () => readMockLog().filter((m) => m.method === 'inkling/cursor');
+  const grownAt = (version, pos) => ({
+    send: {
+      method: 'inkling/suggestionGrown',
+      params: { textDocument: { uri, version }, position: { line: pos.line, character: pos.character }, chars: 14, final: false },
+    },
+  });
+
+  // A suggestion is showing at the end of `result = fibo` (version 2).
+  await inline(doc, endPos, 1);
+  let before = inlineRequests().length;
+
+  // Stale: an older version, or another position: no re-ask.
+  cueMock(grownAt(doc.version - 1, endPos));
+  cueMock(grownAt(doc.version, new Position(endPos.line, endPos.character - 1)));
+  await sleep(400);
+  check(triggered.length === 0 && inlineRequests().length === before, 'a stale inkling/suggestionGrown (old version, other position) is ignored', () => `${triggered.length} re-asks`);
+
+  // Matching: one re-ask, which gets the longer text.
+  cueMock({ suffix: '_grown' });
+  cueMock(grownAt(doc.version, endPos));
+  await waitFor(() => triggered.length > 0 && inlineRequests().length > before, 3000);
+  await sleep(300);
+  check(triggered.length === 1 && inlineRequests().length === before + 1, 'inkling/suggestionGrown at the cursor re-triggers the inline suggestion once', () => `${triggered.length} re-asks, ${inlineRequests().length - before} requests`);
+  check(JSON.stringify(triggered[0]) === JSON.stringify(['fibo_mock_grown']), 'the re-ask gets the grown suggestion', () => JSON.stringify(triggered));
+
+  // Several notifications while a request is in flight: one re-ask, after it.
+  cueMock({ delayMs: 1000 });
+  await sleep(100);
+  before = inlineRequests().length;
+  const slow = inline(doc, endPos, 1);
+  await waitFor(() => inlineRequests().length > before, 3000); // the mock holds the answer now
+  cueMock(grownAt(doc.version, endPos));
+  cueMock(grownAt(doc.version, endPos));
+  cueMock(grownAt(doc.version, endPos));
+  cueMock({ delayMs: 0 });
+  await slow;
+  await waitFor(() => triggered.length > 1, 3000);
+  await sleep(400);
+  check(triggered.length === 2 && inlineRequests().length === before + 2, 'notifications during a request in flight are coalesced into one re-ask', () => `${triggered.length - 1} re-asks, ${inlineRequests().length - before} requests`);
+  cueMock({ suffix: '' });
+
+  // inkling/cursor: once, 200 ms after the cursor stops, where it stopped; not for a selection.
+  await sleep(300);
+  const notes0 = cursorNotes().length;
+  const t0 = Date.now();
+  editor.moveTo(new Position(8, 0));
+  await sleep(50);
+  editor.moveTo(new Position(8, 4));
+  await sleep(50);
+  editor.moveTo(new Position(8, 9));
+  await sleep(60);
+  // (On a machine so busy that the moves were 200 ms apart, a note in between is right.)
+  const quick = Date.now() - t0 < 190;
+  if (quick) check(cursorNotes().length === notes0, 'no inkling/cursor while the cursor keeps moving', () => JSON.stringify(cursorNotes().slice(notes0)));
+  else console.log('ok - no inkling/cursor while the cursor keeps moving # SKIP the moves took too long');
+  await waitFor(() => cursorNotes().some((m, i) => i >= notes0 && m.params.position.character === 9), 2000);
+  await sleep(400);
+  const notes = cursorNotes().slice(notes0);
+  const last = notes[notes.length - 1];
+  check(
+    (quick ? notes.length === 1 : notes.length >= 1) && last && last.params.textDocument.uri === uri && last.params.position.line === 8 && last.params.position.character === 9,
+    'inkling/cursor is sent once after the debounce, at the resting cursor',
+    () => JSON.stringify(notes),
+  );
+  editor.moveTo(new Position(8, 12), new Position(8, 4));
+  await sleep(500);
+  check(cursorNotes().length === notes0 + notes.length, 'no inkling/cursor with a selection', () => JSON.stringify(cursorNotes().slice(notes0)));
+
+  vscode.window.activeTextEditor = undefined;
+  registered.commands.delete('editor.action.inlineSuggest.trigger');
 }
 
 const hard = setTimeout(() => {

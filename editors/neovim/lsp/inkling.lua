@@ -19,10 +19,14 @@ return {
     return client.name == config.name
   end,
   -- Server options, camelCase, all optional: model, draftModel, threads, contextSize, maxTokens,
-  -- enable, debounceMs, speculation ('off'|'lookup'|'draft'|'auto'), disabledLanguages.
+  -- enable, debounceMs, speculation ('off'|'lookup'|'draft'|'auto'), disabledLanguages,
+  -- streaming, answerDeadlineMs, warmCursor.
   init_options = {},
   handlers = ok and inkling.handlers or nil,
   on_attach = function(client, bufnr)
+    if ok then
+      require('inkling.live').attach(bufnr) -- inkling/cursor while the cursor moves here
+    end
     if vim.lsp.inline_completion and vim.g.inkling_inline_completion ~= false then
       local supports = client.supports_method and client:supports_method('textDocument/inlineCompletion', bufnr)
       if supports then

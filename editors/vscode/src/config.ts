@@ -17,6 +17,9 @@ export interface InklingOptions {
   debounceMs?: number;
   speculation?: Speculation;
   disabledLanguages?: string[];
+  streaming?: boolean;
+  answerDeadlineMs?: number;
+  warmCursor?: boolean;
 }
 
 /** The raw values as read from `workspace.getConfiguration('inkling')`; anything may be malformed. */
@@ -31,6 +34,9 @@ export interface RawSettings {
   debounceMs?: unknown;
   speculation?: unknown;
   disabledLanguages?: unknown;
+  streaming?: unknown;
+  answerDeadlineMs?: unknown;
+  warmCursor?: unknown;
 }
 
 /** Keys of RawSettings, in the order the extension reads them. */
@@ -45,6 +51,9 @@ export const RAW_SETTING_KEYS: readonly (keyof RawSettings)[] = [
   'debounceMs',
   'speculation',
   'disabledLanguages',
+  'streaming',
+  'answerDeadlineMs',
+  'warmCursor',
 ];
 
 /** Expand a leading `~` (alone or followed by a slash) to `home`. */
@@ -72,7 +81,9 @@ function intSetting(value: unknown, min: number): number | undefined {
  * Map raw settings to server options. Unset/default values are left out so the
  * server applies its own defaults: empty paths, 0 for threads/contextSize/maxTokens,
  * a negative debounce. `enable` and `disabledLanguages` are always sent so that
- * turning something back on reaches a running server.
+ * turning something back on reaches a running server; `streaming`, `answerDeadlineMs`
+ * and `warmCursor` are sent whenever they are well-formed (VS Code always has a value
+ * for them: the package.json default, which is the server's), for the same reason.
  */
 export function toServerOptions(raw: RawSettings, home = ''): InklingOptions {
   const out: InklingOptions = {};
@@ -101,6 +112,10 @@ export function toServerOptions(raw: RawSettings, home = ''): InklingOptions {
     }
   }
   out.disabledLanguages = langs;
+  if (typeof raw.streaming === 'boolean') out.streaming = raw.streaming;
+  const answerDeadlineMs = intSetting(raw.answerDeadlineMs, 0);
+  if (answerDeadlineMs !== undefined) out.answerDeadlineMs = answerDeadlineMs;
+  if (typeof raw.warmCursor === 'boolean') out.warmCursor = raw.warmCursor;
   return out;
 }
 

@@ -14,6 +14,7 @@ import {
   serverCommand,
   toServerOptions,
 } from './config';
+import { CURSOR, CursorParams, CursorWarmer, Reasker, SUGGESTION_GROWN, Spot } from './live';
 import { lspInlineTriggerKind } from './lsp';
 import {
   LOAD_PROGRESS_TOKEN,
@@ -28,6 +29,45 @@ let client: LanguageClient | undefined;
 let statusItem: vscode.StatusBarItem;
 let output: vscode.OutputChannel;
 let status: StatusModel = initialStatus;
+
+// The documents the client opens with the server (and so the ones its notifications are about).
+const DOCUMENT_SELECTOR = [{ scheme: 'file' }, { scheme: 'untitled' }];
+
+/** The active editor's document and cursor, as the server knows them; undefined without a client. */
+function activeSpot(): Spot | undefined {
+  const c = client;
+  const editor = vscode.window.activeTextEditor;
+  if (c === undefined || editor === undefined) return undefined;
+  const { active, isEmpty } = editor.selection;
+  return {
+    uri: c.code2ProtocolConverter.asUri(editor.document.uri),
+    version: editor.document.version,
+    position: { line: active.line, character: active.character },
+    emptySelection: isEmpty && editor.selections.length <= 1,
+  };
+}
+
+/** activeSpot() where warming it is wanted: a server document, completions on, warmCursor on. */
+function warmableSpot(): Spot | undefined {
+  const editor = vscode.window.activeTextEditor;
+  if (editor === undefined || client === undefined || !client.isRunning()) return undefined;
+  if (vscode.languages.match(DOCUMENT_SELECTOR, editor.document) === 0) return undefined;
+  const c = vscode.workspace.getConfiguration('inkling');
+  if (c.get<boolean>('enable', true) === false || c.get<boolean>('warmCursor', true) === false) return undefined;
+  const disabled = c.get<unknown>('disabledLanguages');
+  if (Array.isArray(disabled) && disabled.includes(editor.document.languageId)) return undefined;
+  return activeSpot();
+}
+
+// inkling/suggestionGrown: ask VS Code to re-ask for the inline completion (at most once per notification).
+const reasker = new Reasker(activeSpot, () => {
+  void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+});
+
+// inkling/cursor: sent once the cursor rests (debounced) where no completion was just asked for.
+const warmer = new CursorWarmer(warmableSpot, (params: CursorParams) => {
+  if (client?.isRunning()) void client.sendNotification(CURSOR, params).catch(() => undefined);
+});
 
 function readRaw(): RawSettings {
   const c = vscode.workspace.getConfiguration('inkling');
@@ -57,7 +97,7 @@ function createClient(): LanguageClient {
   const cmd = serverCommand(readRaw().serverPath, os.homedir());
   const serverOptions: ServerOptions = { command: cmd.command, args: cmd.args };
   const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+    documentSelector: DOCUMENT_SELECTOR,
     // A function, so a restart picks up the current settings.
     initializationOptions: () => serverOptionsFromSettings(),
     outputChannel: output,
@@ -71,9 +111,23 @@ function createClient(): LanguageClient {
         next(token, params);
       },
       // languageclient 9.0.1 sends VS Code's 0/1 trigger kinds; LSP says 1 (Invoked) / 2 (Automatic).
-      provideInlineCompletionItems: (document, position, context, token, next) => {
+      // The requests in flight are counted so that inkling/suggestionGrown re-asks wait for them.
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
         const triggerKind = lspInlineTriggerKind(context.triggerKind) as number as vscode.InlineCompletionTriggerKind;
-        return next(document, position, { ...context, triggerKind }, token);
+        if (client !== undefined) {
+          warmer.asked({
+            uri: client.code2ProtocolConverter.asUri(document.uri),
+            version: document.version,
+            position: { line: position.line, character: position.character },
+            emptySelection: true,
+          });
+        }
+        const started = reasker.requestStarted();
+        try {
+          return await next(document, position, { ...context, triggerKind }, token);
+        } finally {
+          reasker.requestEnded(started);
+        }
       },
       // Ghost text is the main UI; the completion-list entry is opt-in.
       provideCompletionItem: (document, position, context, token, next) => {
@@ -96,6 +150,7 @@ function createClient(): LanguageClient {
   c.registerProposedFeatures(); // LSP 3.18 textDocument/inlineCompletion -> VS Code ghost text
   c.onNotification('inkling/status', (params: unknown) => update({ kind: 'status', params }));
   c.onNotification('inkling/completionStats', (params: unknown) => update({ kind: 'stats', params }));
+  c.onNotification(SUGGESTION_GROWN, (params: unknown) => reasker.grown(params));
   c.onDidChangeState((e) => {
     if (e.newState === State.Starting) update({ kind: 'starting' });
     else if (e.newState === State.Stopped && status.state !== 'error') update({ kind: 'stopped' });
@@ -129,6 +184,8 @@ async function startClient(): Promise<void> {
 async function stopClient(): Promise<void> {
   const c = client;
   client = undefined;
+  reasker.reset();
+  warmer.reset();
   if (c === undefined) return;
   try {
     if (c.isRunning()) await c.stop(5000);
@@ -201,6 +258,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         );
       }
     }),
+    vscode.window.onDidChangeTextEditorSelection(() => warmer.moved()),
+    vscode.window.onDidChangeActiveTextEditor(() => warmer.moved()),
+    { dispose: () => warmer.cancel() },
     { dispose: () => void stopClient() },
   );
 

@@ -4,6 +4,8 @@
 local api = vim.api
 local config = require('inkling.config')
 local ghost = require('inkling.suggestion.ghost')
+local handlers = require('inkling.handlers')
+local live = require('inkling.live')
 local state = require('inkling.state')
 local status = require('inkling.status')
 local util = require('inkling.util')
@@ -48,7 +50,10 @@ local function client_config()
     root_dir = vim.fn.getcwd(),
     init_options = vim.deepcopy(config.server_options()),
     capabilities = caps,
-    handlers = status.handlers,
+    handlers = handlers,
+    on_attach = function(_, bufnr)
+      live.attach(bufnr)
+    end,
     on_init = function()
       if state.status.state == 'starting' then
         state.status = { state = 'loading', message = nil }

@@ -7,8 +7,9 @@ local M = {}
 M.defaults = {
   -- Command that starts the server; default `{vim.g.inkling_server_path or 'inkling', 'lsp'}`.
   cmd = nil,
-  -- Server options (camelCase, all optional): model, draftModel, threads, contextSize,
-  -- maxTokens, enable, debounceMs, speculation, disabledLanguages.
+  -- Server options (camelCase, all optional; the server has the defaults): model, draftModel,
+  -- threads, contextSize, maxTokens, enable, debounceMs, speculation, disabledLanguages,
+  -- streaming, answerDeadlineMs, warmCursor.
   server = {},
   -- Filetypes to attach to; nil = every normal file buffer.
   filetypes = nil,

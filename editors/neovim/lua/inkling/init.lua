@@ -10,8 +10,9 @@
 -- `textDocument/inlineCompletion` after typing (debounced), shows the suggestion as virtual text
 -- (extmarks, suggestion/ghost.lua) and inserts it on the accept key.
 --
--- Shared: config.lua (options), status.lua (server status, statusline), state.lua (runtime
--- state), util.lua (compatibility helpers).
+-- Shared: config.lua (options), status.lua (server status, statusline), live.lua (re-asking on
+-- inkling/suggestionGrown, sending inkling/cursor), handlers.lua (the notification handlers),
+-- state.lua (runtime state), util.lua (compatibility helpers).
 local M = {}
 
 local api = vim.api
@@ -31,7 +32,7 @@ M._state = state
 ----------------------------------------------------------------------------------------------
 -- Status (the handlers are also used by lsp/inkling.lua on 0.11+)
 
-M.handlers = status.handlers
+M.handlers = require('inkling.handlers')
 
 --- Current state: { state = 'stopped'|'starting'|'loading'|'ready'|'error'|'disabled',
 --- message, progress, stats = { latencyMs, source, generatedTokens } | nil, enabled }.

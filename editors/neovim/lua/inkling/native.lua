@@ -3,8 +3,9 @@
 -- vim.lsp.inline_completion.get(). The ghost text is Neovim's own; this module only reads it.
 local api = vim.api
 local config = require('inkling.config')
+local handlers = require('inkling.handlers')
+local live = require('inkling.live')
 local state = require('inkling.state')
-local status = require('inkling.status')
 local util = require('inkling.util')
 
 local M = {}
@@ -93,7 +94,18 @@ function M.setup()
     cmd = config.server_cmd(),
     filetypes = config.options.filetypes,
     init_options = vim.deepcopy(config.server_options()),
-    handlers = status.handlers,
+    handlers = handlers,
+  })
+  -- inkling/cursor from the buffers the client attaches to (lsp/inkling.lua's on_attach does
+  -- the same; live.attach() is idempotent).
+  api.nvim_create_autocmd('LspAttach', {
+    group = api.nvim_create_augroup('inkling_native', { clear = true }),
+    callback = function(args)
+      local c = vim.lsp.get_client_by_id(args.data.client_id)
+      if c and c.name == 'inkling' then
+        live.attach(args.buf)
+      end
+    end,
   })
   vim.lsp.enable('inkling')
   vim.lsp.inline_completion.enable(state.enabled)

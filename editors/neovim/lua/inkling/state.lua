@@ -9,5 +9,7 @@ return {
   req = nil, -- { client_id, id }
   seq = 0,
   suggestion = nil,
+  asked = nil, -- { bufnr, tick, row, col } of the last inline completion request (fallback client)
+  dismissed = nil, -- { bufnr, tick, row, col } where the user last dismissed a suggestion
   native = false,
 }

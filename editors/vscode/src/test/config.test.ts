@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { didChangeConfigurationParams, expandHome, serverCommand, toServerOptions } from '../config';
 
 describe('toServerOptions', () => {
-  it('maps the defaults to only enable and disabledLanguages', () => {
+  it('maps the defaults to enable, disabledLanguages and the values the server would pick anyway', () => {
     const raw = {
       serverPath: '',
       enable: true,
@@ -15,8 +15,18 @@ describe('toServerOptions', () => {
       debounceMs: -1,
       speculation: 'auto',
       disabledLanguages: [],
+      streaming: true,
+      answerDeadlineMs: 80,
+      warmCursor: true,
     };
-    assert.deepEqual(toServerOptions(raw), { enable: true, speculation: 'auto', disabledLanguages: [] });
+    assert.deepEqual(toServerOptions(raw), {
+      enable: true,
+      speculation: 'auto',
+      disabledLanguages: [],
+      streaming: true,
+      answerDeadlineMs: 80,
+      warmCursor: true,
+    });
   });
 
   it('maps every setting to its camelCase server key', () => {
@@ -32,6 +42,9 @@ describe('toServerOptions', () => {
         debounceMs: 0,
         speculation: 'draft',
         disabledLanguages: ['markdown', 'plaintext'],
+        streaming: false,
+        answerDeadlineMs: 0,
+        warmCursor: false,
       },
       '/home/u',
     );
@@ -45,6 +58,9 @@ describe('toServerOptions', () => {
       debounceMs: 0,
       speculation: 'draft',
       disabledLanguages: ['markdown', 'plaintext'],
+      streaming: false,
+      answerDeadlineMs: 0,
+      warmCursor: false,
     });
     assert.ok(!('serverPath' in opts), 'serverPath is a client setting, not a server option');
   });
@@ -65,6 +81,9 @@ describe('toServerOptions', () => {
       debounceMs: -5,
       speculation: 'fast',
       disabledLanguages: ['go', '', 'go', 3, ' rust '],
+      streaming: 'no',
+      answerDeadlineMs: -1,
+      warmCursor: 1,
     });
     assert.deepEqual(opts, { enable: true, disabledLanguages: ['go', 'rust'] });
   });

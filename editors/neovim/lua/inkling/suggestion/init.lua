@@ -124,6 +124,11 @@ end
 
 function M.dismiss()
   local visible = M.is_visible()
+  if visible then
+    -- An inkling/suggestionGrown for this spot must not bring it back.
+    local s = state.suggestion
+    state.dismissed = { bufnr = s.bufnr, tick = s.tick, row = s.row, col = s.col }
+  end
   clear()
   cancel_request()
   return visible
@@ -150,6 +155,7 @@ function M.request(opts)
   local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
   local enc = util.offset_encoding(client)
   local tick = api.nvim_buf_get_changedtick(bufnr)
+  state.asked = { bufnr = bufnr, tick = tick, row = row, col = col }
   state.seq = state.seq + 1
   local seq = state.seq
   local params = {
