@@ -8,7 +8,8 @@
 #   scripts/bench-typing.sh [--sessions-per-repo N] [extra args for `bench replay`]
 #
 # Each session starts in a warm file (`--warm-start`: the user has worked there; the cold open of
-# a file is measured separately) and pauses 1 s before each later line. Takes about 30 minutes
+# a file is measured separately) and pauses 1 s before each later line and after a word every 15
+# characters. KEEP_KV=1 reuses the primed KV snapshots of an earlier run in $OUT. Takes about 30 minutes
 # on a 2-core CPU. Run it alone: another model workload beside it slows both 5-10x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,17 +50,19 @@ echo "$(wc -l <"$sessions") sessions from dashmap (Rust), email (Python), msal-c
 # One KV directory for every run, primed first, so that no run pays for the repo-context
 # prefixes the others load from disk.
 kv="$OUT/kv"
-rm -rf "$kv"
+[ -n "${KEEP_KV:-}" ] || rm -rf "$kv"
 replay() { # NAME SPEED FLAGS...
   local name=$1 speed=$2
   shift 2
   rm -rf "$OUT/$name"
   "$INKLING_BIN" bench replay --sessions "$sessions" --repos-root "$work" --speed-ms "$speed" \
-    --think-ms 0 --pause-ms 1000 --warm-start --kv-dir "$kv" --report "$OUT/$name" "$@" \
+    --think-ms 0 --pause-ms 1000 --pause-every 15 --warm-start --kv-dir "$kv" --report "$OUT/$name" "$@" \
     2>"$OUT/$name.log" | tail -6
 }
-echo "== priming the KV snapshots (not measured)"
-replay prime 300 --no-streaming --no-warm-cursor "$@" >/dev/null
+if [ ! -d "$kv" ]; then
+  echo "== priming the KV snapshots (not measured)"
+  replay prime 300 --no-streaming --no-warm-cursor "$@" >/dev/null
+fi
 for speed in 80 150 300; do
   echo "== $speed ms per character, before"
   replay "before-$speed" "$speed" --no-streaming --no-warm-cursor "$@"

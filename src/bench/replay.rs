@@ -7,7 +7,8 @@
 //! pause, and the time of fresh model requests to their first piece and to the whole.
 //!
 //! The user pauses (`pause`) before the first non-blank character of each line after the first
-//! (where people stop to think), and after opening the file (`think`).
+//! (where people stop to think), after a word every `pause_every` characters, and after opening
+//! the file (`think`).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -77,6 +78,9 @@ pub struct SessionResult {
     /// Milliseconds from a request to its job's whole suggestion (`inkling/suggestionDone`).
     #[serde(default)]
     pub whole_ms: Vec<f64>,
+    /// ... and to its first piece that could be shown.
+    #[serde(default)]
+    pub first_piece_ms: Vec<f64>,
 }
 
 /// Summary over all sessions.
@@ -113,7 +117,8 @@ pub struct ReplaySummary {
     pub pause_to_suggestion_p50_ms: f64,
     #[serde(default)]
     pub pause_to_suggestion_p90_ms: f64,
-    /// Fresh model requests (a job started for the keystroke): time to the first piece shown.
+    /// Model jobs that finished: time from the request that started them to their first piece
+    /// that could be shown (server-side, `inkling/suggestionDone`).
     #[serde(default)]
     pub fresh_first_piece_p50_ms: f64,
     #[serde(default)]
@@ -213,6 +218,10 @@ fn summarize(sessions: &[SessionResult]) -> ReplaySummary {
         .filter(|k| k.pause_ms > 0 && k.first_consistent_ms.is_some())
         .count();
     let whole: Vec<f64> = sessions.iter().flat_map(|s| s.whole_ms.clone()).collect();
+    let first_piece: Vec<f64> = sessions
+        .iter()
+        .flat_map(|s| s.first_piece_ms.clone())
+        .collect();
     let chars_typed: usize = sessions.iter().map(|s| s.chars_typed).sum();
     let chars_saved: usize = sessions.iter().map(|s| s.chars_saved).sum();
     ReplaySummary {
@@ -230,8 +239,8 @@ fn summarize(sessions: &[SessionResult]) -> ReplaySummary {
         },
         pause_to_suggestion_p50_ms: percentile(&pause_lat, 50.0),
         pause_to_suggestion_p90_ms: percentile(&pause_lat, 90.0),
-        fresh_first_piece_p50_ms: percentile(&model, 50.0),
-        fresh_first_piece_p90_ms: percentile(&model, 90.0),
+        fresh_first_piece_p50_ms: percentile(&first_piece, 50.0),
+        fresh_first_piece_p90_ms: percentile(&first_piece, 90.0),
         fresh_whole_p50_ms: percentile(&whole, 50.0),
         fresh_whole_p90_ms: percentile(&whole, 90.0),
         reasks: all.iter().map(|k| k.reasks).sum(),
@@ -264,8 +273,10 @@ fn language_id(lang: &str) -> &str {
 pub struct Typing {
     /// Between keystrokes.
     pub speed: Duration,
-    /// Before the first non-blank character of each later line.
+    /// Before the first non-blank character of each later line, and every `pause_every`
+    /// characters (after the word being typed ends) when that is not 0.
     pub pause: Duration,
+    pub pause_every: usize,
     /// After opening the file, before the first keystroke.
     pub think: Duration,
     /// The user has worked in the file before: one whole completion at the starting spot is
@@ -298,6 +309,7 @@ struct Typist {
     unsourced: VecDeque<Option<usize>>,
     sources: VecDeque<(String, bool)>,
     whole_ms: Vec<f64>,
+    first_piece_ms: Vec<f64>,
     /// The current keystroke, the document version and the cursor (line, UTF-16 column).
     key: Option<usize>,
     version: i32,
@@ -330,9 +342,13 @@ impl Typist {
                 return false;
             }
             Some("inkling/suggestionDone") => {
-                if m["params"]["textDocument"]["uri"] == self.uri.as_str() {
-                    if let Some(ms) = m["params"]["elapsedMs"].as_f64() {
-                        self.whole_ms.push(ms);
+                let p = &m["params"];
+                if p["textDocument"]["uri"] == self.uri.as_str() {
+                    if let (Some(first), Some(whole)) =
+                        (p["firstPieceMs"].as_f64(), p["elapsedMs"].as_f64())
+                    {
+                        self.first_piece_ms.push(first);
+                        self.whole_ms.push(whole);
                     }
                 }
                 return false;
@@ -425,6 +441,7 @@ pub async fn run(
             unsourced: VecDeque::new(),
             sources: VecDeque::new(),
             whole_ms: Vec::new(),
+            first_piece_ms: Vec::new(),
             key: None,
             version: 1,
             line: s.line,
@@ -444,6 +461,7 @@ pub async fn run(
         // The user arrives at the spot: the cursor rests there while they think.
         let until = Instant::now() + typing.think;
         wait_typing(&mut lsp, &mut rx, &mut t, until, true).await?;
+        let mut since_pause = 0usize;
         for (k, c) in chars.iter().enumerate() {
             t.version = k as i32 + 2;
             let text = c.to_string();
@@ -481,9 +499,16 @@ pub async fn run(
                     .take_while(|c| **c != '\n')
                     .all(|c| c.is_whitespace())
                 && chars[..=k].contains(&'\n');
+            // A thinking pause within a line: at the first word end after every `pause_every`
+            // characters since the last pause.
+            let word_end = next.is_some_and(char::is_whitespace) && !c.is_whitespace();
+            let mid_line = typing.pause_every > 0
+                && word_end
+                && k + 1 - since_pause.min(k + 1) >= typing.pause_every;
             let gap = if last {
                 Duration::from_secs(60)
-            } else if line_start_next {
+            } else if line_start_next || mid_line {
+                since_pause = k + 1;
                 t.keys[k].pause_ms = typing.pause.as_millis() as u64;
                 typing.pause.max(typing.speed)
             } else {
@@ -515,6 +540,7 @@ pub async fn run(
             chars_typed: chars.len(),
             chars_saved: saved,
             whole_ms: t.whole_ms,
+            first_piece_ms: t.first_piece_ms,
         });
     }
     // Not waiting for the shutdown answer: the child is reaped below with a timeout either way.

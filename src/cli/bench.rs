@@ -54,6 +54,10 @@ pub enum BenchCommand {
         /// The user pauses this long before the first non-blank character of each later line
         #[arg(long, default_value_t = 1000)]
         pause_ms: u64,
+        /// ... and after the word being typed once this many characters were typed since the
+        /// last pause (0: only at line starts)
+        #[arg(long, default_value_t = 0)]
+        pause_every: usize,
         /// ... and this long after opening the file, before the first keystroke
         #[arg(long, default_value_t = 1000)]
         think_ms: u64,
@@ -168,6 +172,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
             limit,
             speed_ms,
             pause_ms,
+            pause_every,
             think_ms,
             warm_start,
             model,
@@ -186,6 +191,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
                 replay::Typing {
                     speed: std::time::Duration::from_millis(speed_ms),
                     pause: std::time::Duration::from_millis(pause_ms),
+                    pause_every,
                     think: std::time::Duration::from_millis(think_ms),
                     warm_start,
                 },

@@ -74,6 +74,9 @@ pub struct SuggestionDoneParams {
     pub text_document: ls_types::TextDocumentIdentifier,
     /// From the request that started the job to its end.
     pub elapsed_ms: f64,
+    /// From the request that started the job to the first piece that could be shown (the whole
+    /// suggestion's time when it was not streamed).
+    pub first_piece_ms: f64,
     pub chars: usize,
     pub generated_tokens: usize,
 }

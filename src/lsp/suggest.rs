@@ -26,6 +26,17 @@ const GROWN_CHARS: usize = 4;
 /// ... once the user has been idle this long after the answer.
 const GROWN_IDLE: Duration = Duration::from_millis(100);
 
+/// What the task that streams a job's pieces needs.
+struct Stream {
+    uri: Uri,
+    input: Input,
+    completer: Completer,
+    stop: StopRules,
+    /// When the request that started the job arrived, and when its first piece was published.
+    t0: Instant,
+    first_piece: Arc<std::sync::OnceLock<f64>>,
+}
+
 /// How a request waits for a model job.
 struct Wait {
     /// With streaming: answer with what there is by then.
@@ -342,12 +353,17 @@ impl Server {
         let (uri, input, completer) = (uri.clone(), input.clone(), completer.clone());
         let piece = feed.piece;
         let done = feed.done;
+        let first_piece = Arc::new(std::sync::OnceLock::new());
         if completer.settings.streaming {
             tokio::spawn(Arc::clone(&me).stream_pieces(
-                uri.clone(),
-                input.clone(),
-                completer.clone(),
-                stop,
+                Stream {
+                    uri: uri.clone(),
+                    input: input.clone(),
+                    completer: completer.clone(),
+                    stop,
+                    t0,
+                    first_piece: Arc::clone(&first_piece),
+                },
                 raw,
                 piece,
             ));
@@ -368,10 +384,12 @@ impl Server {
                         state.cache.insert(shown);
                     }
                 }
+                let elapsed_ms = t0.elapsed().as_secs_f64() * 1e3;
                 me.client
                     .send_notification::<SuggestionDone>(SuggestionDoneParams {
                         text_document: TextDocumentIdentifier::new(uri.clone()),
-                        elapsed_ms: t0.elapsed().as_secs_f64() * 1e3,
+                        elapsed_ms,
+                        first_piece_ms: first_piece.get().copied().unwrap_or(elapsed_ms),
                         chars: g.text.chars().count(),
                         generated_tokens: g.timings.generated_tokens,
                     })
@@ -392,13 +410,18 @@ impl Server {
     /// keeps it in the document's cache, and tells an idle client when it grew.
     async fn stream_pieces(
         self: Arc<Self>,
-        uri: Uri,
-        input: Input,
-        completer: Completer,
-        stop: StopRules,
+        job: Stream,
         mut raw: watch::Receiver<String>,
         piece: watch::Sender<String>,
     ) {
+        let Stream {
+            uri,
+            input,
+            completer,
+            stop,
+            t0,
+            first_piece,
+        } = job;
         let mut last = String::new();
         // Ends when the engine drops the request (the job is done or cancelled).
         while raw.changed().await.is_ok() {
@@ -410,6 +433,7 @@ impl Server {
                 continue;
             }
             last = next;
+            let _ = first_piece.set(t0.elapsed().as_secs_f64() * 1e3);
             if let Some(mut state) = self.docs.get_mut(&uri) {
                 state
                     .cache
